@@ -1,0 +1,67 @@
+# smugoauth -- build, test, install, benchmark.
+#   make            build build/smugoauth/core.so
+#   make test       install missing Debian packages, build, run every spec
+#   make demo       the console OAuth flow end to end against the local sandbox
+#   make install    install into the system Lua 5.4 tree (PREFIX, DESTDIR)
+
+LUA          ?= lua5.4
+LUA_PC       ?= lua5.4
+PKG_CONFIG   ?= pkg-config
+CC           ?= cc
+PREFIX       ?= /usr/local
+LUA_LIBDIR   ?= $(PREFIX)/lib/lua/5.4
+LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
+BINDIR       ?= $(PREFIX)/bin
+BUSTED       ?= $(LUA) /usr/bin/busted
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl openssl 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs libcurl openssl 2>/dev/null)
+
+WARN    = -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+          -Wpointer-arith -Wcast-qual -Wformat=2 -Wundef
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+             $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS_SO = -shared $(LDFLAGS) $(EXTRA_LDFLAGS)
+
+BUILD  ?= build
+SRCS   := $(wildcard csrc/*.c)
+OBJS   := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
+MODULE := $(BUILD)/smugoauth/core.so
+
+.PHONY: all deps test lint check asan valgrind bench install uninstall demo console web clean
+
+all: $(MODULE)
+
+$(BUILD)/obj/%.o: csrc/%.c csrc/smugoauth.h csrc/lcore.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(MODULE): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OBJS) -o $@ $(LDFLAGS_SO) $(PKG_LIBS)
+
+# Install the Debian packages the build and the specs need (once; no-op after).
+deps:
+	@sh .ci/deps.sh
+
+test: deps all
+	$(BUSTED) $(BUSTED_ARGS)
+
+lint: deps
+	luacheck --no-color lua examples spec bench
+
+check: lint test
+
+clean:
+	rm -rf $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(LUA_LIBDIR)/smugoauth $(DESTDIR)$(LUA_SHAREDIR)/smugoauth
+	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/smugoauth/core.so
+	install -m 0644 lua/smugoauth.lua $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua
+	install -m 0644 lua/smugoauth/*.lua $(DESTDIR)$(LUA_SHAREDIR)/smugoauth/
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUA_LIBDIR)/smugoauth $(DESTDIR)$(LUA_SHAREDIR)/smugoauth \
+	       $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua

@@ -1,0 +1,18 @@
+/* lcore.h -- the Lua-facing half of the C core: one opener per file. */
+#ifndef SMUGOAUTH_LCORE_H
+#define SMUGOAUTH_LCORE_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "smugoauth.h"
+
+/* Each adds its functions to the module table on top of the stack. */
+void so_open_sign(lua_State *L);
+void so_open_crypto(lua_State *L);
+void so_open_http(lua_State *L);
+
+/* "nil, message, code": the shape every runtime failure takes in the core. */
+int so_fail(lua_State *L, const char *code, const char *fmt, ...);
+
+#endif
