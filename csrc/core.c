@@ -33,6 +33,7 @@ int luaopen_smugoauth_core(lua_State *L) {
   lua_setfield(L, -2, "version");
   so_open_sign(L);
   so_open_crypto(L);
-  /* so_open_http(L); -- added with csrc/http.c */
+  so_open_http(L);
+  so_open_poll(L);
   return 1;
 }
