@@ -65,3 +65,11 @@ install: all
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/smugoauth $(DESTDIR)$(LUA_SHAREDIR)/smugoauth \
 	       $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua
+
+$(BUILD)/bench/hmac_floor: bench/hmac_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARN) $< -o $@ $(PKG_CFLAGS) -lcrypto
+
+# Side-by-side benchmarks (one run each; figures printed as ratios).
+bench: deps all $(BUILD)/bench/hmac_floor
+	$(LUA) bench/sign.lua $(BENCH_SECONDS)

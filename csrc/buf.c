@@ -15,8 +15,8 @@ void so_buf_free(so_buf *b) {
   so_buf_init(b);
 }
 
-/* Make room for extra more bytes; 0 on success, -1 (and oom set) on failure. */
-int so_buf_reserve(so_buf *b, size_t extra) {
+/* The slow path of so_buf_reserve: grow the allocation. */
+int so_buf_grow(so_buf *b, size_t extra) {
   size_t need, cap;
   char *p;
   if (b->oom) return -1;
@@ -30,17 +30,6 @@ int so_buf_reserve(so_buf *b, size_t extra) {
   b->p = p;
   b->cap = cap;
   return 0;
-}
-
-void so_buf_add(so_buf *b, const void *s, size_t n) {
-  if (n == 0 || so_buf_reserve(b, n) != 0) return;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-}
-
-void so_buf_addc(so_buf *b, char c) {
-  if (so_buf_reserve(b, 1) != 0) return;
-  b->p[b->len++] = c;
 }
 
 void so_buf_adds(so_buf *b, const char *s) {

@@ -18,35 +18,48 @@ const unsigned char so_unreserved[256] = {
 
 static const char hexdig[] = "0123456789ABCDEF";
 
-/* Percent-encode every byte outside the unreserved set, upper-case hex. */
+/* Percent-encode every byte outside the unreserved set, upper-case hex.
+ * Runs of unreserved bytes (the common case) are copied in one go. */
 void so_pct_encode(so_buf *b, const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
   char *o;
-  size_t i;
   if (so_buf_reserve(b, n * 3) != 0) return;   /* worst case: all escaped */
   o = b->p + b->len;
-  for (i = 0; i < n; i++) {
-    unsigned char c = p[i];
-    if (so_unreserved[c]) {
-      *o++ = (char)c;
-    } else {
-      *o++ = '%';
-      *o++ = hexdig[c >> 4];
-      *o++ = hexdig[c & 15];
+  while (p < end) {
+    const unsigned char *run = p;
+    while (p < end && so_unreserved[*p]) p++;
+    if (p > run) {
+      memcpy(o, run, (size_t)(p - run));
+      o += p - run;
+    }
+    while (p < end && !so_unreserved[*p]) {
+      unsigned char c = *p++;
+      o[0] = '%';
+      o[1] = hexdig[c >> 4];
+      o[2] = hexdig[c & 15];
+      o += 3;
     }
   }
   b->len = (size_t)(o - b->p);
 }
 
-/* Encode a string that is already encoded: only '%' is outside the set. */
+/* Encode a string that is already encoded: only '%' is outside the set,
+ * so copy the runs between them (memchr is vectorised). */
 void so_pct_reencode(so_buf *b, const char *s, size_t n) {
   const char *end = s + n, *pc;
-  while (s < end && (pc = memchr(s, '%', (size_t)(end - s))) != NULL) {
-    so_buf_add(b, s, (size_t)(pc - s));
-    so_buf_add(b, "%25", 3);
+  char *o;
+  if (so_buf_reserve(b, n * 3) != 0) return;
+  o = b->p + b->len;
+  while ((pc = memchr(s, '%', (size_t)(end - s))) != NULL) {
+    memcpy(o, s, (size_t)(pc - s));
+    o += pc - s;
+    memcpy(o, "%25", 3);
+    o += 3;
     s = pc + 1;
   }
-  so_buf_add(b, s, (size_t)(end - s));
+  memcpy(o, s, (size_t)(end - s));
+  o += end - s;
+  b->len = (size_t)(o - b->p);
 }
 
 static int hexval(unsigned char c) {

@@ -3,6 +3,7 @@
  * All signing functions share one "smugoauth.Signer" userdata as upvalue 1:
  * it owns the scratch buffers (reused between calls, so a raise never
  * leaks), the keyed MAC cache and the nonce pool. */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -10,7 +11,7 @@
 
 #include "lcore.h"
 
-#define STATE_MT "smugoauth.Signer"
+#define STATE_MT "smugoauth.SignState"
 
 typedef struct sign_state {
   so_params ps;
@@ -23,12 +24,19 @@ static sign_state *get_state(lua_State *L) {
   return (sign_state *)lua_touserdata(L, lua_upvalueindex(1));
 }
 
-/* Reset the scratch space; wipe what may hold secrets. */
+/* Reset the scratch space (not the key). */
+static void scratch_reset(sign_state *st) {
+  so_params_reset(&st->ps);
+  st->base.len = st->out.len = st->tmp.len = 0;
+  st->base.oom = st->out.oom = st->tmp.oom = 0;
+}
+
+/* Reset everything; wipe the key buffer, which held secrets. */
 static void state_reset(sign_state *st) {
   if (st->key.p) OPENSSL_cleanse(st->key.p, st->key.cap);
-  so_params_reset(&st->ps);
-  st->base.len = st->out.len = st->key.len = st->tmp.len = 0;
-  st->base.oom = st->out.oom = st->key.oom = st->tmp.oom = 0;
+  st->key.len = 0;
+  st->key.oom = 0;
+  scratch_reset(st);
 }
 
 static int state_gc(lua_State *L) {
@@ -42,6 +50,7 @@ static int state_gc(lua_State *L) {
     so_buf_free(&st->tmp);
     so_signer_free(st->signer);
     st->signer = NULL;
+    so_rand_free(&st->rnd);
   }
   return 0;
 }
@@ -262,93 +271,105 @@ static int sig_method(lua_State *L, const sstr *f) {
   return luaL_error(L, "bad option 'signature_method' (unknown method '%s')", f->s);
 }
 
-typedef struct oparam { const char *name; const char *v; size_t vl; so_pair at; } oparam;
+/* One oauth_* parameter: its value, and the value encoded when known. */
+typedef struct oparam {
+  const char *name, *v, *ev;
+  size_t vl, evl;
+  so_pair at;
+} oparam;
 
-/* sign(opts) -> { signature, base_string, authorization, query, oauth, nonce, timestamp } */
-static int l_sign(lua_State *L) {
-  sign_state *st = get_state(L);
-  sstr f[F_COUNT];
+/* Everything one signature needs, as pointers into Lua strings or C memory
+ * that outlive the call. */
+typedef struct sign_req {
+  const char *method, *url, *ckey, *token, *pem, *callback, *verifier, *realm, *version;
+  size_t method_len, url_len, ckey_len, token_len, pem_len, callback_len, verifier_len,
+         realm_len, version_len;
+  const char *ckey_enc, *token_enc;       /* pre-encoded, or NULL */
+  size_t ckey_enc_len, token_enc_len;
+  int nonce_safe;                         /* nonce made here: hex, needs no encoding */
+  int params_idx;               /* stack index of the params table, or 0 */
+  int sigmethod, version_off;
+  const char *nonce, *ts;
+  size_t nonce_len, ts_len;
   char tsbuf[24], noncebuf[33];
-  int version_off, method, i, no = 0;
   oparam op[9];
+  int nop;
+  size_t siglen;                /* out: signature is st->out[0, siglen) */
+} sign_req;
+
+/* Fill in the nonce and timestamp when the caller gave none. */
+static void fresh_nonce_ts(lua_State *L, sign_state *st, sign_req *r) {
+  if (r->ts == NULL) {
+    char tmp[24];
+    size_t k = 0, j;
+    unsigned long long t = (unsigned long long)time(NULL);
+    do { tmp[k++] = (char)('0' + t % 10); t /= 10; } while (t);
+    for (j = 0; j < k; j++) r->tsbuf[j] = tmp[k - 1 - j];
+    r->ts_len = k;
+    r->ts = r->tsbuf;
+  }
+  if (r->nonce == NULL) {
+    if (so_nonce(&st->rnd, r->noncebuf) != 0) {
+      char errbuf[300];
+      so_ssl_error(errbuf, sizeof errbuf, "RAND_bytes");
+      luaL_error(L, "%s", errbuf);
+    }
+    r->nonce = r->noncebuf;
+    r->nonce_len = 32;
+    r->nonce_safe = 1;
+  }
+}
+
+/* The engine: base string into st->base, then in st->out the signature
+ * followed by the Authorization header; st->tmp holds enc(signature). */
+static void run_sign(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
+                     const char *key, size_t keylen) {
   so_url u;
-  size_t siglen;
+  oparam *op = r->op;
+  int i, no = 0;
   char errbuf[300];
   const char *err;
+  const char *mname = so_method_names[r->sigmethod];
 
-  luaL_checktype(L, 1, LUA_TTABLE);
-  read_fields(L, f, tsbuf, &version_off);
-  if (!f[F_URL].set) luaL_error(L, "missing option 'url'");
-  if (!f[F_CKEY].set) luaL_error(L, "missing option 'consumer_key'");
-  method = sig_method(L, &f[F_SIGMETHOD]);
-  if (method == SO_RSA_SHA1 && !f[F_RSAKEY].set)
-    luaL_error(L, "signature_method RSA-SHA1 needs option 'rsa_key' (a PEM private key)");
-  if (f[F_TIMESTAMP].set) {
-    size_t k;
-    for (k = 0; k < f[F_TIMESTAMP].n; k++)
-      if (f[F_TIMESTAMP].s[k] < '0' || f[F_TIMESTAMP].s[k] > '9' || k > 20)
-        luaL_error(L, "bad option 'timestamp' (digits expected)");
-    if (f[F_TIMESTAMP].n == 0) luaL_error(L, "bad option 'timestamp' (digits expected)");
-  } else {
-    f[F_TIMESTAMP].n = (size_t)snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)time(NULL));
-    f[F_TIMESTAMP].s = tsbuf;
-  }
-  if (!f[F_NONCE].set) {
-    if (so_nonce(&st->rnd, noncebuf) != 0) {
-      so_ssl_error(errbuf, sizeof errbuf, "RAND_bytes");
-      return luaL_error(L, "%s", errbuf);
-    }
-    f[F_NONCE].s = noncebuf;
-    f[F_NONCE].n = 32;
-  }
-  state_reset(st);
-  parse_url(L, &u, f[F_URL].s, f[F_URL].n);
+  scratch_reset(st);
+  parse_url(L, &u, r->url, r->url_len);
   if (u.query) so_params_add_form(&st->ps, u.query, u.query_len);
-  if (f[F_PARAMS].set) {
-    lua_getfield(L, 1, "params");
-    add_param_table(L, st, -1);
-    lua_pop(L, 1);
+  if (r->params_idx) add_param_table(L, st, r->params_idx);
+#define OP(nm, str, len, e, el) do { op[no].name = nm; op[no].v = str; op[no].vl = len; \
+    op[no].ev = e; op[no].evl = el; no++; } while (0)
+  OP("oauth_consumer_key", r->ckey, r->ckey_len, r->ckey_enc, r->ckey_enc_len);
+  if (r->token_len) OP("oauth_token", r->token, r->token_len, r->token_enc, r->token_enc_len);
+  OP("oauth_signature_method", mname, strlen(mname), mname, strlen(mname));
+  OP("oauth_timestamp", r->ts, r->ts_len, r->ts, r->ts_len);          /* digits */
+  OP("oauth_nonce", r->nonce, r->nonce_len, r->nonce_safe ? r->nonce : NULL, r->nonce_len);
+  if (!r->version_off) {
+    if (r->version) OP("oauth_version", r->version, r->version_len, NULL, 0);
+    else OP("oauth_version", "1.0", 3, "1.0", 3);
   }
-
-#define OP(nm, str, len) do { op[no].name = nm; op[no].v = str; op[no].vl = len; no++; } while (0)
-  OP("oauth_consumer_key", f[F_CKEY].s, f[F_CKEY].n);
-  if (f[F_TOKEN].set && f[F_TOKEN].n) OP("oauth_token", f[F_TOKEN].s, f[F_TOKEN].n);
-  OP("oauth_signature_method", so_method_names[method], strlen(so_method_names[method]));
-  OP("oauth_timestamp", f[F_TIMESTAMP].s, f[F_TIMESTAMP].n);
-  OP("oauth_nonce", f[F_NONCE].s, f[F_NONCE].n);
-  if (!version_off)
-    OP("oauth_version", f[F_VERSION].set ? f[F_VERSION].s : "1.0",
-       f[F_VERSION].set ? f[F_VERSION].n : 3);
-  if (f[F_CALLBACK].set && f[F_CALLBACK].n) OP("oauth_callback", f[F_CALLBACK].s, f[F_CALLBACK].n);
-  if (f[F_VERIFIER].set && f[F_VERIFIER].n) OP("oauth_verifier", f[F_VERIFIER].s, f[F_VERIFIER].n);
+  if (r->callback_len) OP("oauth_callback", r->callback, r->callback_len, NULL, 0);
+  if (r->verifier_len) OP("oauth_verifier", r->verifier, r->verifier_len, NULL, 0);
 #undef OP
+  r->nop = no;
   for (i = 0; i < no; i++) {
-    so_params_add(&st->ps, op[i].name, strlen(op[i].name), op[i].v, op[i].vl);
+    if (op[i].ev) so_params_add_enc(&st->ps, op[i].name, strlen(op[i].name), op[i].ev, op[i].evl);
+    else so_params_add(&st->ps, op[i].name, strlen(op[i].name), op[i].v, op[i].vl);
     if (!st->ps.oom) op[i].at = st->ps.items[st->ps.count - 1];
   }
-  build_base(L, st, f[F_METHOD].set ? f[F_METHOD].s : "GET", f[F_METHOD].set ? f[F_METHOD].n : 3, &u);
-
-  /* key = enc(consumer_secret) & enc(token_secret) */
-  if (f[F_CSECRET].set) so_pct_encode(&st->key, f[F_CSECRET].s, f[F_CSECRET].n);
-  so_buf_addc(&st->key, '&');
-  if (f[F_TSECRET].set) so_pct_encode(&st->key, f[F_TSECRET].s, f[F_TSECRET].n);
-  check_oom(L, st);
-  err = so_signer_sign(st->signer, method, st->key.p, st->key.len,
-                       f[F_RSAKEY].s, f[F_RSAKEY].n, st->base.p, st->base.len,
-                       &st->out, errbuf, sizeof errbuf);
-  OPENSSL_cleanse(st->key.p, st->key.len);
+  build_base(L, st, r->method ? r->method : "GET", r->method ? r->method_len : 3, &u);
+  err = so_signer_sign(sg, r->sigmethod, key, keylen, r->pem, r->pem_len,
+                       st->base.p, st->base.len, &st->out, errbuf, sizeof errbuf);
   if (err != NULL) {
     state_reset(st);
-    return luaL_error(L, "%s", err);
+    luaL_error(L, "%s", err);
   }
   check_oom(L, st);
-  siglen = st->out.len;
+  r->siglen = st->out.len;
 
-  /* Authorization header and query string, built after the signature in out */
+  /* Authorization header after the signature in out */
   so_buf_add(&st->out, "OAuth ", 6);
-  if (f[F_REALM].set) {
+  if (r->realm) {
     so_buf_add(&st->out, "realm=\"", 7);
-    so_pct_encode(&st->out, f[F_REALM].s, f[F_REALM].n);
+    so_pct_encode(&st->out, r->realm, r->realm_len);
     so_buf_add(&st->out, "\", ", 3);
   }
   for (i = 0; i < no; i++) {
@@ -359,32 +380,35 @@ static int l_sign(lua_State *L) {
   }
   so_buf_add(&st->out, "oauth_signature=\"", 17);
   st->tmp.len = 0;
-  so_pct_encode(&st->tmp, st->out.p, siglen);
+  so_pct_encode(&st->tmp, st->out.p, r->siglen);
   so_buf_add(&st->out, st->tmp.p, st->tmp.len);
   so_buf_addc(&st->out, '"');
   check_oom(L, st);
+}
 
-  lua_createtable(L, 0, 8);
-  lua_pushlstring(L, st->out.p, siglen);
+/* Push the full result table of a signature made by run_sign. */
+static void push_result(lua_State *L, sign_state *st, const sign_req *r) {
+  int i, no = r->nop;
+  const oparam *op = r->op;
+  luaL_Buffer b;
+  lua_createtable(L, 0, 7);
+  lua_pushlstring(L, st->out.p, r->siglen);
   lua_setfield(L, -2, "signature");
   lua_pushlstring(L, st->base.p, st->base.len);
   lua_setfield(L, -2, "base_string");
-  lua_pushlstring(L, st->out.p + siglen, st->out.len - siglen);
+  lua_pushlstring(L, st->out.p + r->siglen, st->out.len - r->siglen);
   lua_setfield(L, -2, "authorization");
-  {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (i = 0; i < no; i++) {
-      luaL_addstring(&b, op[i].name);
-      luaL_addchar(&b, '=');
-      luaL_addlstring(&b, st->ps.arena.p + op[i].at.v, op[i].at.vl);
-      luaL_addchar(&b, '&');
-    }
-    luaL_addstring(&b, "oauth_signature=");
-    luaL_addlstring(&b, st->tmp.p, st->tmp.len);
-    luaL_pushresult(&b);
-    lua_setfield(L, -2, "query");
+  luaL_buffinit(L, &b);
+  for (i = 0; i < no; i++) {
+    luaL_addstring(&b, op[i].name);
+    luaL_addchar(&b, '=');
+    luaL_addlstring(&b, st->ps.arena.p + op[i].at.v, op[i].at.vl);
+    luaL_addchar(&b, '&');
   }
+  luaL_addstring(&b, "oauth_signature=");
+  luaL_addlstring(&b, st->tmp.p, st->tmp.len);
+  luaL_pushresult(&b);
+  lua_setfield(L, -2, "query");
   lua_createtable(L, no + 1, 0);
   for (i = 0; i <= no; i++) {
     lua_createtable(L, 2, 0);
@@ -393,18 +417,254 @@ static int l_sign(lua_State *L) {
       lua_pushlstring(L, op[i].v, op[i].vl);
     } else {
       lua_pushliteral(L, "oauth_signature");
-      lua_pushlstring(L, st->out.p, siglen);
+      lua_pushlstring(L, st->out.p, r->siglen);
     }
     lua_rawseti(L, -3, 2);
     lua_rawseti(L, -2, 1);
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "oauth");
-  lua_pushlstring(L, f[F_NONCE].s, f[F_NONCE].n);
+  lua_pushlstring(L, r->nonce, r->nonce_len);
   lua_setfield(L, -2, "nonce");
-  lua_pushlstring(L, f[F_TIMESTAMP].s, f[F_TIMESTAMP].n);
+  lua_pushlstring(L, r->ts, r->ts_len);
   lua_setfield(L, -2, "timestamp");
+}
+
+static void check_ts(lua_State *L, const char *s, size_t n) {
+  size_t k;
+  if (n == 0 || n > 20) luaL_error(L, "bad option 'timestamp' (digits expected)");
+  for (k = 0; k < n; k++)
+    if (s[k] < '0' || s[k] > '9') luaL_error(L, "bad option 'timestamp' (digits expected)");
+}
+
+/* sign(opts) -> { signature, base_string, authorization, query, oauth, nonce, timestamp } */
+static int l_sign(lua_State *L) {
+  sign_state *st = get_state(L);
+  sstr f[F_COUNT];
+  sign_req r;
+  char tsbuf[24];
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  memset(&r, 0, sizeof r);
+  read_fields(L, f, tsbuf, &r.version_off);
+  if (!f[F_URL].set) luaL_error(L, "missing option 'url'");
+  if (!f[F_CKEY].set) luaL_error(L, "missing option 'consumer_key'");
+  r.sigmethod = sig_method(L, &f[F_SIGMETHOD]);
+  if (r.sigmethod == SO_RSA_SHA1 && !f[F_RSAKEY].set)
+    luaL_error(L, "signature_method RSA-SHA1 needs option 'rsa_key' (a PEM private key)");
+#define TAKE(field, F) do { if (f[F].set) { r.field = f[F].s; r.field##_len = f[F].n; } } while (0)
+  TAKE(method, F_METHOD); TAKE(url, F_URL); TAKE(ckey, F_CKEY); TAKE(token, F_TOKEN);
+  TAKE(pem, F_RSAKEY); TAKE(callback, F_CALLBACK); TAKE(verifier, F_VERIFIER);
+  TAKE(realm, F_REALM); TAKE(version, F_VERSION); TAKE(nonce, F_NONCE); TAKE(ts, F_TIMESTAMP);
+#undef TAKE
+  if (r.ts) check_ts(L, r.ts, r.ts_len);
+  if (r.nonce && r.nonce_len == 0) luaL_error(L, "bad option 'nonce' (empty)");
+  fresh_nonce_ts(L, st, &r);
+  if (f[F_PARAMS].set) {
+    lua_getfield(L, 1, "params");
+    r.params_idx = lua_gettop(L);
+  }
+  /* key = enc(consumer_secret) & enc(token_secret) */
+  state_reset(st);
+  if (f[F_CSECRET].set) so_pct_encode(&st->key, f[F_CSECRET].s, f[F_CSECRET].n);
+  so_buf_addc(&st->key, '&');
+  if (f[F_TSECRET].set) so_pct_encode(&st->key, f[F_TSECRET].s, f[F_TSECRET].n);
+  check_oom(L, st);
+  run_sign(L, st, st->signer, &r, st->key.p, st->key.len);
+  OPENSSL_cleanse(st->key.p, st->key.len);
+  push_result(L, st, &r);
   return 1;
+}
+
+/* ------------------------------------------------------ Signer object */
+
+#define SIGNER_MT "smugoauth.Signer"
+
+/* Credentials held in C memory (wiped on close) and a MAC context keyed
+ * once with them: what an API session signs every request with. */
+typedef struct signer_obj {
+  so_signer *sg;
+  char *ckey, *token, *key, *pem, *realm, *version, *ckey_enc, *token_enc;
+  size_t ckey_len, token_len, key_len, pem_len, realm_len, version_len, ckey_enc_len,
+         token_enc_len;
+  int sigmethod, version_off;
+} signer_obj;
+
+static void wipe(char **p, size_t *n) {
+  if (*p != NULL) {
+    OPENSSL_cleanse(*p, *n);
+    free(*p);
+  }
+  *p = NULL;
+  *n = 0;
+}
+
+/* close(), __gc and __close: free and mark closed; idempotent. */
+static int signer_close(lua_State *L) {
+  signer_obj *o = luaL_checkudata(L, 1, SIGNER_MT);
+  so_signer_free(o->sg);
+  o->sg = NULL;
+  wipe(&o->ckey, &o->ckey_len);
+  wipe(&o->token, &o->token_len);
+  wipe(&o->key, &o->key_len);
+  wipe(&o->pem, &o->pem_len);
+  wipe(&o->realm, &o->realm_len);
+  wipe(&o->version, &o->version_len);
+  wipe(&o->ckey_enc, &o->ckey_enc_len);
+  wipe(&o->token_enc, &o->token_enc_len);
+  return 0;
+}
+
+static signer_obj *check_signer(lua_State *L) {
+  signer_obj *o = luaL_checkudata(L, 1, SIGNER_MT);
+  if (o->sg == NULL) luaL_error(L, "attempt to use a closed smugoauth.Signer");
+  return o;
+}
+
+static char *dup_field(lua_State *L, const sstr *f, size_t *len) {
+  char *p;
+  *len = 0;
+  if (!f->set) return NULL;
+  if ((p = malloc(f->n + 1)) == NULL) luaL_error(L, "not enough memory");
+  memcpy(p, f->s, f->n);
+  p[f->n] = '\0';
+  *len = f->n;
+  return p;
+}
+
+/* signer{consumer_key=, consumer_secret=, token=, token_secret=,
+ *        signature_method=, rsa_key=, realm=, version=} -> Signer */
+static int l_signer(lua_State *L) {
+  sign_state *st = get_state(L);
+  sstr f[F_COUNT];
+  char tsbuf[24];
+  int version_off, i;
+  signer_obj *o;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  read_fields(L, f, tsbuf, &version_off);
+  for (i = 0; i < F_COUNT; i++) {
+    if (f[i].set && (i == F_METHOD || i == F_URL || i == F_PARAMS || i == F_CALLBACK ||
+                     i == F_VERIFIER || i == F_NONCE || i == F_TIMESTAMP))
+      luaL_error(L, "option '%s' belongs to a request, not to a signer", field_names[i]);
+  }
+  if (!f[F_CKEY].set) luaL_error(L, "missing option 'consumer_key'");
+  /* the userdata first, so nothing allocated below can leak on a raise */
+  o = lua_newuserdatauv(L, sizeof *o, 0);
+  memset(o, 0, sizeof *o);
+  luaL_setmetatable(L, SIGNER_MT);
+  o->sigmethod = sig_method(L, &f[F_SIGMETHOD]);
+  o->version_off = version_off;
+  if (o->sigmethod == SO_RSA_SHA1 && !f[F_RSAKEY].set)
+    luaL_error(L, "signature_method RSA-SHA1 needs option 'rsa_key' (a PEM private key)");
+  if ((o->sg = so_signer_new()) == NULL) luaL_error(L, "not enough memory");
+  o->ckey = dup_field(L, &f[F_CKEY], &o->ckey_len);
+  o->token = dup_field(L, &f[F_TOKEN], &o->token_len);
+  o->pem = dup_field(L, &f[F_RSAKEY], &o->pem_len);
+  o->realm = dup_field(L, &f[F_REALM], &o->realm_len);
+  o->version = dup_field(L, &f[F_VERSION], &o->version_len);
+  state_reset(st);
+  if (f[F_CSECRET].set) so_pct_encode(&st->key, f[F_CSECRET].s, f[F_CSECRET].n);
+  so_buf_addc(&st->key, '&');
+  if (f[F_TSECRET].set) so_pct_encode(&st->key, f[F_TSECRET].s, f[F_TSECRET].n);
+  check_oom(L, st);
+  {
+    sstr k;
+    k.s = st->key.p; k.n = st->key.len; k.set = 1;
+    o->key = dup_field(L, &k, &o->key_len);
+    state_reset(st);
+    /* the encoded forms of the constant oauth_* values, made once */
+    so_pct_encode(&st->tmp, o->ckey, o->ckey_len);
+    k.s = st->tmp.p; k.n = st->tmp.len;
+    o->ckey_enc = dup_field(L, &k, &o->ckey_enc_len);
+    st->tmp.len = 0;
+    if (o->token != NULL) {
+      so_pct_encode(&st->tmp, o->token, o->token_len);
+      k.s = st->tmp.p; k.n = st->tmp.len;
+      o->token_enc = dup_field(L, &k, &o->token_enc_len);
+    }
+    check_oom(L, st);
+  }
+  state_reset(st);
+  return 1;
+}
+
+/* Fill a request from the signer and the call's (method, url [, params]). */
+static void signer_req(lua_State *L, signer_obj *o, sign_req *r) {
+  memset(r, 0, sizeof *r);
+  r->method = luaL_checklstring(L, 2, &r->method_len);
+  r->url = luaL_checklstring(L, 3, &r->url_len);
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    r->params_idx = 4;
+  }
+  r->ckey = o->ckey; r->ckey_len = o->ckey_len;
+  r->token = o->token; r->token_len = o->token_len;
+  r->ckey_enc = o->ckey_enc; r->ckey_enc_len = o->ckey_enc_len;
+  r->token_enc = o->token_enc; r->token_enc_len = o->token_enc_len;
+  r->pem = o->pem; r->pem_len = o->pem_len;
+  r->realm = o->realm; r->realm_len = o->realm_len;
+  r->version = o->version; r->version_len = o->version_len;
+  r->version_off = o->version_off;
+  r->sigmethod = o->sigmethod;
+}
+
+/* signer:authorization(method, url [, params]) -> "OAuth ..." header value */
+static int l_signer_authorization(lua_State *L) {
+  sign_state *st = get_state(L);
+  signer_obj *o = check_signer(L);
+  sign_req r;
+  signer_req(L, o, &r);
+  fresh_nonce_ts(L, st, &r);
+  run_sign(L, st, o->sg, &r, o->key, o->key_len);
+  lua_pushlstring(L, st->out.p + r.siglen, st->out.len - r.siglen);
+  return 1;
+}
+
+/* signer:sign(method, url [, params]) -> the same table as sign() */
+static int l_signer_sign(lua_State *L) {
+  sign_state *st = get_state(L);
+  signer_obj *o = check_signer(L);
+  sign_req r;
+  signer_req(L, o, &r);
+  fresh_nonce_ts(L, st, &r);
+  run_sign(L, st, o->sg, &r, o->key, o->key_len);
+  push_result(L, st, &r);
+  return 1;
+}
+
+static int signer_tostring(lua_State *L) {
+  signer_obj *o = luaL_checkudata(L, 1, SIGNER_MT);
+  if (o->sg == NULL) lua_pushliteral(L, "smugoauth.Signer (closed)");
+  else lua_pushfstring(L, "smugoauth.Signer (%s, %s)", so_method_names[o->sigmethod],
+                       o->token_len ? "token" : "no token");
+  return 1;
+}
+
+static const luaL_Reg signer_methods[] = {
+  {"authorization", l_signer_authorization},
+  {"sign", l_signer_sign},
+  {"close", signer_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg signer_meta[] = {
+  {"__gc", signer_close},
+  {"__close", signer_close},
+  {"__tostring", signer_tostring},
+  {"__index", NULL},
+  {NULL, NULL}
+};
+
+/* Stack: state. Create the Signer metatable with methods sharing the state. */
+static void create_signer_meta(lua_State *L) {
+  luaL_newmetatable(L, SIGNER_MT);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, signer_meta, 1);
+  luaL_newlibtable(L, signer_methods);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, signer_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
 }
 
 /* nonce() -> 32 hex characters from the CSPRNG */
@@ -447,6 +707,7 @@ static const luaL_Reg sign_funcs[] = {
   {"percent_decode", l_percent_decode},
   {"base_string", l_base_string},
   {"sign", l_sign},
+  {"signer", l_signer},
   {"nonce", l_nonce},
   {"parse_form", l_parse_form},
   {NULL, NULL}
@@ -460,12 +721,13 @@ void so_open_sign(lua_State *L) {
   so_buf_init(&st->out);
   so_buf_init(&st->key);
   so_buf_init(&st->tmp);
-  so_rand_init(&st->rnd);
+  so_rand_init(&st->rnd);      /* on failure it falls back to RAND_bytes */
   if (luaL_newmetatable(L, STATE_MT)) {
     lua_pushcfunction(L, state_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
   if ((st->signer = so_signer_new()) == NULL) luaL_error(L, "not enough memory");
+  create_signer_meta(L);
   luaL_setfuncs(L, sign_funcs, 1);   /* pops the state, shared as upvalue */
 }

@@ -17,8 +17,9 @@ const char *so_url_parse(so_url *u, const char *s, size_t n) {
   u->port = -1;
   for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (c <= 0x20 || c == 0x7f) return "url contains a space or control character (percent-encode it)";
+    if (c <= 0x20 || c == 0x7f) break;
   }
+  if (i < n) return "url contains a space or control character (percent-encode it)";
   if (n == 0 || !is_alpha((unsigned char)s[0])) return "url has no scheme";
   for (i = 1; i < n && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i])
                         || s[i] == '+' || s[i] == '-' || s[i] == '.'); i++) {}
@@ -57,13 +58,20 @@ const char *so_url_parse(so_url *u, const char *s, size_t n) {
     }
   }
   u->path = s + e;
-  for (i = e; i < n && s[i] != '?' && s[i] != '#'; i++) {}
-  u->path_len = i - e;
-  if (i < n && s[i] == '?') {
-    size_t q = i + 1;
-    for (i = q; i < n && s[i] != '#'; i++) {}
-    u->query = s + q;
-    u->query_len = i - q;
+  {
+    const char *q = memchr(s + e, '?', n - e), *h;
+    const char *pend = q ? q : s + n;
+    h = memchr(s + e, '#', (size_t)(pend - (s + e)));
+    if (h != NULL) {               /* a fragment before any '?' ends it all */
+      u->path_len = (size_t)(h - (s + e));
+      return NULL;
+    }
+    u->path_len = (size_t)(pend - (s + e));
+    if (q != NULL) {
+      h = memchr(q + 1, '#', (size_t)(s + n - (q + 1)));
+      u->query = q + 1;
+      u->query_len = (size_t)((h ? h : s + n) - (q + 1));
+    }
   }
   return NULL;
 }
@@ -119,7 +127,9 @@ void so_params_reset(so_params *ps) {
   ps->oom = ps->arena.oom = ps->scratch.oom = 0;
 }
 
-void so_params_add(so_params *ps, const char *n, size_t nl, const char *v, size_t vl) {
+/* Append an item; encode: percent-encode n and v, else copy them. */
+static void params_push(so_params *ps, const char *n, size_t nl, const char *v, size_t vl,
+                        int encode) {
   so_pair *it;
   if (ps->count == ps->cap) {
     size_t cap = ps->cap ? ps->cap * 2 : 16;
@@ -130,13 +140,21 @@ void so_params_add(so_params *ps, const char *n, size_t nl, const char *v, size_
   }
   it = &ps->items[ps->count];
   it->n = ps->arena.len;
-  so_pct_encode(&ps->arena, n, nl);
+  if (encode) so_pct_encode(&ps->arena, n, nl); else so_buf_add(&ps->arena, n, nl);
   it->nl = ps->arena.len - it->n;
   it->v = ps->arena.len;
-  so_pct_encode(&ps->arena, v, vl);
+  if (encode) so_pct_encode(&ps->arena, v, vl); else so_buf_add(&ps->arena, v, vl);
   it->vl = ps->arena.len - it->v;
   if (ps->arena.oom) { ps->oom = 1; return; }
   ps->count++;
+}
+
+void so_params_add(so_params *ps, const char *n, size_t nl, const char *v, size_t vl) {
+  params_push(ps, n, nl, v, vl, 1);
+}
+
+void so_params_add_enc(so_params *ps, const char *n, size_t nl, const char *v, size_t vl) {
+  params_push(ps, n, nl, v, vl, 0);
 }
 
 static void add_pair_cb(void *ud, const char *n, size_t nl, const char *v, size_t vl) {

@@ -10,6 +10,7 @@
 #define SMUGOAUTH_H
 
 #include <stddef.h>
+#include <string.h>
 
 #define SO_VERSION "0.1.0"
 
@@ -29,10 +30,26 @@ typedef struct so_buf {
 
 void so_buf_init(so_buf *b);
 void so_buf_free(so_buf *b);
-int so_buf_reserve(so_buf *b, size_t extra);
-void so_buf_add(so_buf *b, const void *s, size_t n);
-void so_buf_addc(so_buf *b, char c);
+int so_buf_grow(so_buf *b, size_t extra);
 void so_buf_adds(so_buf *b, const char *s);
+
+/* Make room for extra more bytes; 0 on success, -1 (and oom set) on failure.
+ * Inline: the signing path calls these for every piece it appends. */
+static inline int so_buf_reserve(so_buf *b, size_t extra) {
+  if (!b->oom && extra <= b->cap - b->len) return 0;
+  return so_buf_grow(b, extra);
+}
+
+static inline void so_buf_add(so_buf *b, const void *s, size_t n) {
+  if (n == 0 || so_buf_reserve(b, n) != 0) return;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+
+static inline void so_buf_addc(so_buf *b, char c) {
+  if (so_buf_reserve(b, 1) != 0) return;
+  b->p[b->len++] = c;
+}
 
 /* ---- encode.c: RFC 5849 percent-encoding, base64, hex ---- */
 
@@ -85,6 +102,8 @@ void so_params_free(so_params *ps);
 void so_params_reset(so_params *ps);
 /* add a decoded name/value: both get percent-encoded */
 void so_params_add(so_params *ps, const char *n, size_t nl, const char *v, size_t vl);
+/* add a name/value pair that is already percent-encoded */
+void so_params_add_enc(so_params *ps, const char *n, size_t nl, const char *v, size_t vl);
 /* add every name=value of an application/x-www-form-urlencoded string */
 void so_params_add_form(so_params *ps, const char *s, size_t n);
 /* sort by encoded name, then encoded value (RFC 5849 3.4.1.3.2); after
@@ -118,13 +137,17 @@ void so_ssl_error(char *buf, size_t len, const char *what);
 
 /* ---- nonce.c: CSPRNG pool, nonces ---- */
 
+typedef struct so_rand_page so_rand_page;
+
 typedef struct so_rand {
-  unsigned char pool[512];
-  size_t used;
+  so_rand_page *pg;             /* mmap'd, wiped in a forked child */
+  int wipeonfork;               /* else: compare the process id */
   long pid;
 } so_rand;
 
-void so_rand_init(so_rand *r);
+/* 0, or -1 when no memory could be had */
+int so_rand_init(so_rand *r);
+void so_rand_free(so_rand *r);
 /* 0 on success, -1 when the CSPRNG failed */
 int so_rand_bytes(so_rand *r, unsigned char *out, size_t n);
 /* 32 hex characters (128 bits) into out[33] */
