@@ -73,3 +73,15 @@ $(BUILD)/bench/hmac_floor: bench/hmac_floor.c
 # Side-by-side benchmarks (one run each; figures printed as ratios).
 bench: deps all $(BUILD)/bench/hmac_floor
 	$(LUA) bench/sign.lua $(BENCH_SECONDS)
+
+# The console flow end to end against the local sandbox (no input needed).
+demo: deps all
+	@$(LUA) examples/demo.lua
+
+# The console flow against the provider named by the config (SMUGOAUTH_CONFIG or ./config.json).
+console: all
+	@$(LUA) examples/console.lua
+
+# The local SmugMug sandbox on its own (prints its port).
+sandbox: all
+	@$(LUA) examples/sandbox.lua $(SANDBOX_ARGS)

@@ -37,4 +37,37 @@ M.sign = core.sign
 -- @function parse_form
 M.parse_form = core.parse_form
 
+--- A signer object for one set of credentials (the keyed MAC state is kept
+-- between calls): `smugoauth.signer{consumer_key=, consumer_secret=, token=,
+-- token_secret=, signature_method=, rsa_key=, realm=, version=}` with
+-- `s:authorization(method, url [, params])` -> "OAuth ..." and
+-- `s:sign(method, url [, params])` -> the same table as `sign`.
+-- @function signer
+M.signer = core.signer
+
+local client = require "smugoauth.client"
+local config = require "smugoauth.config"
+local errors = require "smugoauth.errors"
+
+--- Create a client: see `smugoauth.client.new` for the options.
+-- @function new
+M.new = client.new
+
+--- Create a client from a config file (default: `SMUGOAUTH_CONFIG` or
+-- `./config.json`). Returns the client, or nil, err (code "config").
+-- Extra options (e.g. debug, timeout) may be given as the second argument.
+function M.from_config(path, opts)
+  local conf, err = config.load(path)
+  if not conf then return nil, err end
+  local o = { key = conf.key, secret = conf.secret, oauth_origin = conf.oauth_origin,
+              api_origin = conf.api_origin, upload_origin = conf.upload_origin,
+              ca_file = conf.ca_file }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return client.new(o)
+end
+
+M.errors = errors
+M.config = config
+M.Response = client.Response
+
 return M

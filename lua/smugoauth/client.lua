@@ -1,0 +1,478 @@
+--- The OAuth 1.0a flow against SmugMug (or any provider speaking its
+-- endpoints) and the signed API session.
+-- @module smugoauth.client
+local core = require "smugoauth.core"
+local cjson = require "cjson.safe"
+local errors = require "smugoauth.errors"
+local util = require "smugoauth.util"
+local trace = require "smugoauth.trace"
+
+local M = {}
+local enc = core.percent_encode
+
+M.OAUTH_ORIGIN = "https://secure.smugmug.com"
+M.API_ORIGIN = "https://api.smugmug.com"
+M.UPLOAD_ORIGIN = "https://upload.smugmug.com"
+M.REQUEST_TOKEN_PATH = "/services/oauth/1.0a/getRequestToken"
+M.AUTHORIZE_PATH = "/services/oauth/1.0a/authorize"
+M.ACCESS_TOKEN_PATH = "/services/oauth/1.0a/getAccessToken"
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+
+------------------------------------------------------------------ Response
+
+local Response = {}
+Response.__name = "smugoauth.Response"
+Response.__index = Response
+
+--- The body decoded as JSON (cached), or nil, err (code "json").
+function Response:json()
+  if self._json ~= nil then return self._json end
+  local v, jerr = cjson.decode(self.body)
+  if v == nil then
+    return nil, errors.new("json", "response body is not JSON (" .. tostring(jerr) .. ")",
+      { status = self.status, body = self.body })
+  end
+  self._json = v
+  return v
+end
+
+local function new_response(raw)
+  return setmetatable({
+    status = raw.status, headers = util.header_map(raw.headers), header_list = raw.headers,
+    body = raw.body, time = raw.time, new_connections = raw.new_connections,
+  }, Response)
+end
+M.Response = Response
+
+------------------------------------------------------------------ errors
+
+local function transport_error(res, msg, code, method, url)
+  return errors.new(code or "network", tostring(msg),
+    { url = errors.safe_url(url), method = method })
+end
+
+-- Tell where our base string and the provider's differ: method, URI, and
+-- then each parameter present on one side only.
+local function sbs_diff(ours, theirs)
+  if not ours or not theirs then return "" end
+  if ours == theirs then return "\n  the provider's base string equals ours: the keys differ" end
+  local function split(sbs)
+    local m, u, p = sbs:match("^([^&]*)&([^&]*)&(.*)$")
+    if not m then return nil end
+    local params = {}
+    for _, kv in ipairs(core.parse_form(core.percent_decode(p, false))) do
+      params[#params + 1] = kv[1] .. "=" .. kv[2]
+    end
+    return m, core.percent_decode(u, false), params
+  end
+  local om, ou, op = split(ours)
+  local tm, tu, tp = split(theirs)
+  local lines = {}
+  if not om or not tm then
+    lines[1] = "  ours:   " .. ours
+    lines[2] = "  theirs: " .. theirs
+  else
+    if om ~= tm then lines[#lines + 1] = ("  method: ours %s, theirs %s"):format(om, tm) end
+    if ou ~= tu then lines[#lines + 1] = ("  URI: ours %s, theirs %s"):format(ou, tu) end
+    local oset, tset = {}, {}
+    for _, x in ipairs(op) do oset[x] = true end
+    for _, x in ipairs(tp) do tset[x] = true end
+    for _, x in ipairs(op) do
+      if not tset[x] then lines[#lines + 1] = "  only in ours:   " .. util.redact(x) end
+    end
+    for _, x in ipairs(tp) do
+      if not oset[x] then lines[#lines + 1] = "  only in theirs: " .. util.redact(x) end
+    end
+    if #lines == 0 then lines[1] = "  same parameters, different order or encoding" end
+  end
+  return "\n  signature base strings differ:\n" .. table.concat(lines, "\n")
+end
+
+-- An error for a non-2xx answer; OAuth problems get code "oauth".
+local function http_error(res, method, url, base_string)
+  local problem, form = nil, nil
+  local ctype = res.headers["content-type"] or ""
+  if res.body:find("oauth_problem=", 1, true) and not ctype:find("json", 1, true) then
+    form = {}
+    for _, kv in ipairs(core.parse_form(res.body)) do form[kv[1]] = kv[2] end
+    problem = form.oauth_problem
+  end
+  local wa = res.headers["www-authenticate"]
+  if not problem and wa then problem = wa:match('oauth_problem="?([%w_]+)') end
+  local what = ("%s %s answered %d"):format(method, errors.safe_url(url), res.status)
+  local detail = ""
+  if res.body ~= "" and ctype:find("json", 1, true) then
+    local j = cjson.decode(res.body)
+    if type(j) == "table" and type(j.Message) == "string" then detail = ": " .. j.Message end
+  end
+  local fields = { status = res.status, body = res.body, headers = res.headers,
+                   url = errors.safe_url(url), method = method, problem = problem, response = res }
+  if problem then
+    local msg = what .. ": oauth_problem=" .. problem
+    if form and form.oauth_parameters_absent then
+      msg = msg .. " (absent: " .. form.oauth_parameters_absent .. ")"
+    end
+    if problem == "signature_invalid" and form and form.debug_sbs then
+      fields.debug_sbs = form.debug_sbs
+      fields.base_string = base_string
+      msg = msg .. sbs_diff(base_string, form.debug_sbs)
+    end
+    return errors.new("oauth", msg, fields)
+  end
+  return errors.new("http", what .. detail, fields)
+end
+M._http_error = http_error
+
+------------------------------------------------------------------ retries
+
+local function retry_after(res)
+  local v = res and res.headers and res.headers["retry-after"]
+  if not v then return nil end
+  local n = tonumber(v)
+  if n then return math.max(0, n) end
+  return nil     -- an HTTP date: fall back to backoff
+end
+
+-- Retry policy: attempts (3), max_time (60 s), base delay (0.5 s),
+-- unsafe (false: POST/PATCH are not retried unless true).
+local function retry_policy(p)
+  if p == false then return { attempts = 1 } end
+  p = p or {}
+  return { attempts = p.attempts or 3, max_time = p.max_time or 60, base = p.base or 0.5,
+           unsafe = p.unsafe or false, sleep = p.sleep }
+end
+
+local function sleep(s)
+  require("socket").sleep(s)
+end
+
+------------------------------------------------------------------ Client
+
+local Client = {}
+Client.__name = "smugoauth.Client"
+Client.__index = Client
+
+local CLIENT_OPTS = {
+  key = "string", secret = "string", oauth_origin = "string", api_origin = "string",
+  upload_origin = "string", ca_file = "string", timeout = "number",
+  connect_timeout = "number", signature_method = "string", rsa_key = "string",
+  debug = "boolean function", retry = "table boolean", max_body = "number",
+  user_agent = "string",
+}
+
+local function check_origin(name, v)
+  if not v:match("^https?://[^/?#]+$") then
+    error(("smugoauth.new: %s must be an http(s) origin without a path (got %q)"):format(name, v), 3)
+  end
+  return v
+end
+
+--- Create a client for a consumer (API key and secret).
+-- Options (defaults):
+--   key, secret          the API key and secret (required)
+--   oauth_origin         "https://secure.smugmug.com"
+--   api_origin           "https://api.smugmug.com"
+--   upload_origin        "https://upload.smugmug.com"
+--   ca_file              nil (the system CA bundle); TLS verification is always on
+--   timeout              30 (seconds, whole request); connect_timeout 10
+--   signature_method     "HMAC-SHA1"; rsa_key for "RSA-SHA1"
+--   debug                false; true traces to stderr, or a function(line);
+--                        also on when SMUGOAUTH_DEBUG=1. Secrets are redacted.
+--   retry                {attempts = 3, max_time = 60, base = 0.5, unsafe = false}; false: off
+--   max_body             64 MiB cap on response bodies
+--   user_agent           "smugoauth/<version>"
+function M.new(opts)
+  util.check_options("smugoauth.new", opts, CLIENT_OPTS, 2)
+  if type(opts) ~= "table" or type(opts.key) ~= "string" or opts.key == "" then
+    error("smugoauth.new: option 'key' (the API key) is required", 2)
+  end
+  if type(opts.secret) ~= "string" then
+    error("smugoauth.new: option 'secret' (the API secret) is required", 2)
+  end
+  local self = setmetatable({
+    key = opts.key,
+    oauth_origin = check_origin("oauth_origin", opts.oauth_origin or M.OAUTH_ORIGIN),
+    api_origin = check_origin("api_origin", opts.api_origin or M.API_ORIGIN),
+    upload_origin = check_origin("upload_origin", opts.upload_origin or M.UPLOAD_ORIGIN),
+    ca_file = opts.ca_file, timeout = opts.timeout or 30,
+    connect_timeout = opts.connect_timeout or 10,
+    signature_method = opts.signature_method or "HMAC-SHA1",
+    retry = opts.retry, max_body = opts.max_body,
+  }, Client)
+  -- the secret lives only inside C objects, never in a Lua table
+  self._signer_opts = { consumer_key = opts.key, signature_method = self.signature_method,
+                        rsa_key = opts.rsa_key }
+  self._secret_box = { opts.secret }   -- needed to key token signers; never printed
+  setmetatable(self._secret_box, { __tostring = function() return "REDACTED" end,
+                                   __name = "smugoauth.Secret" })
+  self.trace = trace.new(opts.debug)
+  self.http = core.http_new(self:_http_opts())
+  return self
+end
+
+function Client:_http_opts()
+  return { ca_file = self.ca_file, timeout = self.timeout, connect_timeout = self.connect_timeout,
+           max_body = self.max_body }
+end
+
+function Client.__tostring(c)
+  return ("smugoauth.Client (%s, key %s…)"):format(c.api_origin, c.key:sub(1, 6))
+end
+
+-- A signer for these consumer credentials and the given token.
+function Client:_signer(token, token_secret)
+  return core.signer { consumer_key = self.key, consumer_secret = self._secret_box[1],
+                       token = token, token_secret = token_secret,
+                       signature_method = self.signature_method,
+                       rsa_key = self._signer_opts.rsa_key }
+end
+
+-- One token-endpoint call: sign with callback/verifier, send, parse the form.
+function Client:_token_call(path, token, token_secret, extra)
+  local url = self.oauth_origin .. path
+  local opts = { method = "GET", url = url, consumer_key = self.key,
+                 consumer_secret = self._secret_box[1], token = token, token_secret = token_secret,
+                 signature_method = self.signature_method, rsa_key = self._signer_opts.rsa_key }
+  for k, v in pairs(extra) do opts[k] = v end
+  local r = core.sign(opts)
+  local headers = { "Authorization: " .. r.authorization, "Accept: application/x-www-form-urlencoded" }
+  self.trace:request("GET", url, headers, r.base_string)
+  local raw, msg, code = self.http:request { method = "GET", url = url, headers = headers }
+  if not raw then
+    local err = transport_error(nil, msg, code, "GET", url)
+    self.trace:failure(err)
+    return nil, err
+  end
+  local res = new_response(raw)
+  self.trace:response(res)
+  if res.status < 200 or res.status > 299 then return nil, http_error(res, "GET", url, r.base_string) end
+  local form = {}
+  for _, kv in ipairs(core.parse_form(res.body)) do form[kv[1]] = kv[2] end
+  if not form.oauth_token or form.oauth_token == "" or not form.oauth_token_secret then
+    return nil, errors.new("oauth", ("GET %s answered %d without oauth_token and oauth_token_secret")
+      :format(url, res.status), { status = res.status, body = util.redact(res.body) })
+  end
+  return form
+end
+
+--- Get a request token: `client:request_token(callback)` with "oob" or a URL.
+-- Returns token, secret or nil, err. Checks oauth_callback_confirmed.
+function Client:request_token(callback)
+  if callback ~= nil and type(callback) ~= "string" then
+    error("request_token: callback must be \"oob\" or a URL string", 2)
+  end
+  local form, err = self:_token_call(M.REQUEST_TOKEN_PATH, nil, nil, { callback = callback or "oob" })
+  if not form then return nil, err end
+  if form.oauth_callback_confirmed ~= "true" then
+    return nil, errors.new("oauth", "the provider did not confirm the callback " ..
+      "(oauth_callback_confirmed is not \"true\")", { problem = "callback_unconfirmed" })
+  end
+  return form.oauth_token, form.oauth_token_secret
+end
+
+--- The URL to send the user to: `client:authorize_url(token [, extra])`,
+-- extra e.g. `{Access = "Full", Permissions = "Modify"}`.
+function Client:authorize_url(token, extra)
+  if type(token) ~= "string" or token == "" then error("authorize_url: token must be a string", 2) end
+  local q = "oauth_token=" .. enc(token)
+  local more = util.param_list(extra)
+  if #more > 0 then q = q .. "&" .. util.encode_pairs(more) end
+  return self.oauth_origin .. M.AUTHORIZE_PATH .. "?" .. q
+end
+
+--- Trade the request token and verifier for an access token.
+-- Returns token, secret or nil, err.
+function Client:access_token(token, token_secret, verifier)
+  if type(token) ~= "string" or type(token_secret) ~= "string" then
+    error("access_token: request token and secret must be strings", 2)
+  end
+  if type(verifier) ~= "string" then error("access_token: verifier must be a string", 2) end
+  verifier = verifier:match("^%s*(.-)%s*$")
+  if verifier == "" then
+    return nil, errors.new("oauth", "the verifier is empty", { problem = "verifier_invalid" })
+  end
+  local form, err = self:_token_call(M.ACCESS_TOKEN_PATH, token, token_secret, { verifier = verifier })
+  if not form then return nil, err end
+  return form.oauth_token, form.oauth_token_secret
+end
+
+--- A signed API session for an access token: `client:session(token, secret)`.
+function Client:session(token, token_secret)
+  if type(token) ~= "string" or token == "" or type(token_secret) ~= "string" then
+    error("session: access token and secret must be strings", 2)
+  end
+  return M.Session(self, token, token_secret)
+end
+
+function Client:close()
+  if self.http then self.http:close() end
+end
+Client.__close = Client.close
+
+M.Client = Client
+
+------------------------------------------------------------------ Session
+
+local Session = {}
+Session.__name = "smugoauth.Session"
+Session.__index = Session
+
+function M.Session(client, token, token_secret)
+  return setmetatable({
+    client = client, token = token,
+    signer = client:_signer(token, token_secret),
+    http = core.http_new(client:_http_opts()),
+    trace = client.trace,
+    retry = client.retry,
+  }, Session)
+end
+
+function Session.__tostring(s)
+  return ("smugoauth.Session (%s)"):format(s.client.api_origin)
+end
+
+local REQUEST_OPTS = {
+  method = "string", path = "string", url = "string", query = "table", json = "any",
+  form = "table", body = "string", headers = "table", content_type = "string",
+  timeout = "number", retry = "table boolean", body_file = "string", on_progress = "function",
+  origin = "string",
+}
+
+-- Build {method, url, headers, body, params} from request options (raises on misuse).
+function Session:_prepare(o)
+  local method = (o.method or "GET"):upper()
+  if not method:match("^[A-Z]+$") then error("request: bad method " .. tostring(o.method), 3) end
+  local url
+  if o.url then
+    if not o.url:match("^https?://[^/]") then error("request: url must be an absolute http(s) URL", 3) end
+    url = o.url
+  else
+    local path = o.path
+    if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+      error("request: path must be a string starting with '/' (got " .. tostring(path) .. ")", 3)
+    end
+    url = (o.origin or self.client.api_origin) .. path
+  end
+  local q = util.param_list(o.query)
+  if #q > 0 then url = url .. (url:find("?", 1, true) and "&" or "?") .. util.encode_pairs(q) end
+  local headers, has = {}, {}
+  for k, v in pairs(o.headers or {}) do
+    if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
+      error("request: headers must map names to strings", 3)
+    end
+    headers[#headers + 1] = k .. ": " .. v
+    has[k:lower()] = true
+  end
+  if not has["accept"] then headers[#headers + 1] = "Accept: application/json" end
+  local body, params
+  local nbody = (o.json ~= nil and 1 or 0) + (o.form and 1 or 0) + (o.body and 1 or 0) +
+                (o.body_file and 1 or 0)
+  if nbody > 1 then error("request: give only one of json, form, body, body_file", 3) end
+  local ctype = o.content_type
+  if o.json ~= nil then
+    local s, jerr = cjson.encode(o.json)
+    if not s then error("request: json cannot be encoded: " .. tostring(jerr), 3) end
+    body, ctype = s, ctype or "application/json"
+  elseif o.form then
+    params = util.param_list(o.form)
+    body, ctype = util.encode_pairs(params), "application/x-www-form-urlencoded"
+  elseif o.body then
+    body = o.body
+  end
+  if ctype and not has["content-type"] then headers[#headers + 1] = "Content-Type: " .. ctype end
+  return { method = method, url = url, headers = headers, body = body, params = params,
+           body_file = o.body_file, on_progress = o.on_progress, timeout = o.timeout }
+end
+
+-- Sign a prepared request afresh (new nonce and timestamp) into the request
+-- table the C client takes.
+function Session:_signed(p)
+  local r = self.signer:sign(p.method, p.url, p.params)
+  local headers = { "Authorization: " .. r.authorization }
+  for i = 1, #p.headers do headers[i + 1] = p.headers[i] end
+  return { method = p.method, url = p.url, headers = headers, body = p.body,
+           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout },
+         r.base_string
+end
+
+-- Turn a raw C result into a response or an error.
+function Session:_finish(p, raw, msg, code, base_string)
+  if not raw then
+    local err = transport_error(nil, msg, code, p.method, p.url)
+    self.trace:failure(err)
+    return nil, err
+  end
+  local res = new_response(raw)
+  self.trace:response(res)
+  if res.status < 200 or res.status > 299 then
+    return nil, http_error(res, p.method, p.url, base_string)
+  end
+  return res
+end
+
+--- Make a signed request. Options: method ("GET"), path (under api_origin)
+-- or url, query (map or {name, value} pairs; signed), json (a value: sent as
+-- application/json, not signed) or form (signed) or body (+ content_type),
+-- headers (map), timeout, retry (policy table or false).
+-- Returns a response {status, headers, body, json()} or nil, err.
+function Session:request(o)
+  util.check_options("request", o, REQUEST_OPTS, 2)
+  local p = self:_prepare(o)
+  local policy = retry_policy(o.retry == nil and self.retry or o.retry)
+  local t0 = os.time()
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local req, base_string = self:_signed(p)
+    self.trace:request(p.method, p.url, req.headers, base_string)
+    local raw, msg, code = self.http:request(req)
+    local res, err = self:_finish(p, raw, msg, code, base_string)
+    if res then return res end
+    local retryable = (err.code == "http" and (err.status == 429 or err.status == 503))
+                      or (err.code == "network" and IDEMPOTENT[p.method])
+    if not retryable or attempt >= policy.attempts or (not IDEMPOTENT[p.method] and not policy.unsafe) then
+      err.attempts = attempt
+      return nil, err
+    end
+    local delay = retry_after(err.response)
+    if not delay then
+      delay = policy.base * 2 ^ (attempt - 1)
+      delay = delay / 2 + math.random() * delay / 2      -- jitter
+    end
+    if os.time() - t0 + delay > policy.max_time then
+      err.attempts = attempt
+      return nil, err
+    end
+    self.trace:note(("retrying in %.2f s (attempt %d of %d)"):format(delay, attempt + 1, policy.attempts))
+    ;(policy.sleep or sleep)(delay)
+  end
+end
+
+--- GET path with an optional query table.
+function Session:get(path, query, opts)
+  local o = { method = "GET", path = path, query = query }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return self:request(o)
+end
+
+local function verb(method)
+  return function(self, path, opts)
+    local o = { method = method, path = path }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return self:request(o)
+  end
+end
+Session.post = verb("POST")
+Session.patch = verb("PATCH")
+Session.put = verb("PUT")
+Session.delete = verb("DELETE")
+
+function Session:close()
+  if self.http then self.http:close() end
+  if self.signer then self.signer:close() end
+end
+Session.__close = Session.close
+
+M.SessionMT = Session
+return M

@@ -1,0 +1,74 @@
+--- Configuration: the original example's config.json, plus environment overrides.
+-- File: `SMUGOAUTH_CONFIG` or `./config.json`, holding
+-- `{"key": "...", "secret": "..."}` and optionally `oauth_origin`, `api_origin`,
+-- `upload_origin`, `ca_file`. Each optional key can be overridden by the
+-- environment: SMUGOAUTH_OAUTH_ORIGIN, SMUGOAUTH_API_ORIGIN,
+-- SMUGOAUTH_UPLOAD_ORIGIN, SMUGOAUTH_CA_FILE.
+-- @module smugoauth.config
+local cjson = require "cjson.safe"
+local errors = require "smugoauth.errors"
+
+local M = {}
+
+M.EXAMPLE = "examples/config.example.json"
+
+M.OPTIONAL = { "oauth_origin", "api_origin", "upload_origin", "ca_file" }
+
+local function fail(path, what)
+  return nil, errors.new("config", string.format(
+    "%s: %s (see %s for the format: {\"key\": \"...\", \"secret\": \"...\"})",
+    path, what, M.EXAMPLE), { path = path })
+end
+
+--- The path used when none is given.
+function M.default_path(getenv)
+  getenv = getenv or os.getenv
+  local p = getenv("SMUGOAUTH_CONFIG")
+  if p and p ~= "" then return p end
+  return "config.json"
+end
+
+--- Load and check a config file. Returns a table with key, secret and the
+-- optional origins, or nil, err (code "config").
+-- @param path optional; default `default_path()`
+-- @param getenv optional os.getenv replacement (tests)
+function M.load(path, getenv)
+  getenv = getenv or os.getenv
+  path = path or M.default_path(getenv)
+  local f, oerr = io.open(path, "rb")
+  if not f then
+    if oerr and oerr:find("No such file", 1, true) then
+      return fail(path, "file not found; copy " .. M.EXAMPLE .. " there and fill in your API key")
+    end
+    return fail(path, "cannot be read (" .. tostring(oerr) .. ")")
+  end
+  local text = f:read("a")
+  f:close()
+  if not text or text:match("^%s*$") then return fail(path, "file is empty") end
+  local data, jerr = cjson.decode(text)
+  if data == nil then return fail(path, "not valid JSON (" .. tostring(jerr) .. ")") end
+  if type(data) ~= "table" or data[1] ~= nil then
+    return fail(path, "must hold a JSON object")
+  end
+  local conf = {}
+  for _, k in ipairs { "key", "secret" } do
+    local v = data[k]
+    if v == nil or v == cjson.null then return fail(path, "missing \"" .. k .. "\"") end
+    if type(v) ~= "string" then return fail(path, "\"" .. k .. "\" must be a string") end
+    if v == "" then return fail(path, "\"" .. k .. "\" is empty") end
+    conf[k] = v
+  end
+  for _, k in ipairs(M.OPTIONAL) do
+    local v = data[k]
+    if v ~= nil and v ~= cjson.null then
+      if type(v) ~= "string" then return fail(path, "\"" .. k .. "\" must be a string") end
+      conf[k] = v
+    end
+    local env = getenv("SMUGOAUTH_" .. k:upper())
+    if env and env ~= "" then conf[k] = env end
+  end
+  conf.path = path
+  return conf
+end
+
+return M

@@ -1,0 +1,47 @@
+--- Error objects: what every runtime failure in smugoauth returns as `nil, err`.
+-- `err.code` is stable and machine-readable:
+--   "network"  connection refused, reset, DNS, truncated transfer
+--   "tls"      certificate or handshake failure (verification is always on)
+--   "timeout"  connect or total timeout
+--   "too_large" response body over the cap
+--   "http"     the server answered with a non-2xx status
+--   "oauth"    the provider refused the OAuth request (`err.problem` says why)
+--   "api"      SmugMug answered 200 with "stat": "fail"
+--   "json"     a body that should be JSON is not
+--   "config"   configuration missing or invalid
+--   "io"       a local file could not be read or written
+-- Other fields when known: message, status, problem (oauth_problem), body,
+-- headers, url (without query string), attempts.
+-- @module smugoauth.errors
+local M = {}
+
+local Error = {}
+Error.__name = "smugoauth.Error"
+Error.__index = Error
+
+function Error.__tostring(e)
+  local s = "smugoauth: " .. e.code
+  if e.status then s = s .. " (HTTP " .. e.status .. ")" end
+  if e.problem then s = s .. " [" .. e.problem .. "]" end
+  return s .. ": " .. (e.message or "failed")
+end
+
+--- Make an error: `errors.new(code, message [, fields])`.
+function M.new(code, message, fields)
+  local e = fields or {}
+  e.code, e.message = code, message
+  return setmetatable(e, Error)
+end
+
+--- True when `v` is a smugoauth error object.
+function M.is(v)
+  return getmetatable(v) == Error
+end
+
+--- Strip the query string and fragment from a URL (they may hold signatures).
+function M.safe_url(url)
+  return (tostring(url):gsub("[?#].*$", ""))
+end
+
+M.Error = Error
+return M
