@@ -29,7 +29,7 @@ SRCS   := $(wildcard csrc/*.c)
 OBJS   := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 MODULE := $(BUILD)/smugoauth/core.so
 
-.PHONY: all deps test lint check asan valgrind bench install uninstall demo console web clean
+.PHONY: all deps test lint check asan valgrind bench install uninstall demo console web clean rock-check sandbox
 
 all: $(MODULE)
 
@@ -85,3 +85,11 @@ console: all
 # The local SmugMug sandbox on its own (prints its port).
 sandbox: all
 	@$(LUA) examples/sandbox.lua $(SANDBOX_ARGS)
+
+# Install with LuaRocks into a throw-away tree and load the module from it.
+rock-check: deps
+	@rm -rf $(BUILD)/rocktree
+	luarocks --lua-version 5.4 make --tree $(BUILD)/rocktree --deps-mode=none rockspec/smugoauth-scm-1.rockspec >/dev/null
+	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;;" \
+	  LUA_CPATH="$(CURDIR)/$(BUILD)/rocktree/lib/lua/5.4/?.so;;" \
+	  $(LUA) -e 'local s = require "smugoauth"; assert(package.searchpath("smugoauth.core", package.cpath):find("rocktree")); print("rockspec: installed " .. s._VERSION .. ", loads")'
