@@ -34,6 +34,7 @@ int luaopen_smugoauth_core(lua_State *L) {
   so_open_sign(L);
   so_open_crypto(L);
   so_open_http(L);
+  so_open_http_multi(L);
   so_open_poll(L);
   return 1;
 }
