@@ -47,7 +47,7 @@ M.Response = Response
 
 ------------------------------------------------------------------ errors
 
-local function transport_error(res, msg, code, method, url)
+local function transport_error(msg, code, method, url)
   return errors.new(code or "network", tostring(msg),
     { url = errors.safe_url(url), method = method })
 end
@@ -240,7 +240,7 @@ function Client:_token_call(path, token, token_secret, extra)
   self.trace:request("GET", url, headers, r.base_string)
   local raw, msg, code = self.http:request { method = "GET", url = url, headers = headers }
   if not raw then
-    local err = transport_error(nil, msg, code, "GET", url)
+    local err = transport_error(msg, code, "GET", url)
     self.trace:failure(err)
     return nil, err
   end
@@ -399,7 +399,7 @@ end
 -- Turn a raw C result into a response or an error.
 function Session:_finish(p, raw, msg, code, base_string)
   if not raw then
-    local err = transport_error(nil, msg, code, p.method, p.url)
+    local err = transport_error(msg, code, p.method, p.url)
     self.trace:failure(err)
     return nil, err
   end

@@ -18,7 +18,8 @@
 --   POST     /  (upload origin: raw body, X-Smug-* headers, Content-MD5 checked)
 --   GET      /_sandbox/approve?oauth_token=  test shortcut: approve, return the
 --            verifier (oob) or the callback URL it redirects to, as text
---   POST     /_sandbox/mode  fail429=N&retry_after=S | fail503=N | delay_ms=N
+--   ANY      /api/v2!echo   what was received (method, query, content type, body)
+--   POST     /_sandbox/mode  fail429=N&retry_after=S | fail503=N | no_confirm=1
 --   GET      /_sandbox/stats JSON counters
 -- @module smugoauth.sandbox
 local core = require "smugoauth.core"
@@ -330,7 +331,7 @@ function Sandbox:handle(req)
     local t, s = hex(16), hex(16)
     self.request_tokens[t] = { secret = s, callback = cb }
     return 200, FORM, form_body { { "oauth_token", t }, { "oauth_token_secret", s },
-                                  { "oauth_callback_confirmed", "true" } }
+                                  { "oauth_callback_confirmed", self.mode.no_confirm and "false" or "true" } }
   elseif path == TOKEN .. "authorize" and m == "GET" then
     local t = req.params.oauth_token
     local rec = t and self.request_tokens[t]
@@ -370,7 +371,7 @@ function Sandbox:handle(req)
   elseif path == "/_sandbox/mode" and m == "POST" then
     local f = req:form()
     self.mode = { fail429 = tonumber(f.fail429), fail503 = tonumber(f.fail503),
-                  retry_after = f.retry_after, delay_ms = tonumber(f.delay_ms) }
+                  retry_after = f.retry_after, no_confirm = f.no_confirm == "1" }
     return 200, { ["Content-Type"] = "text/plain" }, "ok\n"
   elseif path == "/_sandbox/stats" then
     return json(200, self.stats)
@@ -391,6 +392,10 @@ function Sandbox:handle(req)
   local user = { NickName = rec.user, Name = "Sandbox Tester", Uri = "/api/v2/user/" .. rec.user,
                  WebUri = self.origin .. "/" .. rec.user, AccountStatus = "Active" }
   if path == "/" and m == "POST" then return self:upload(req) end
+  if path == "/api/v2!echo" then
+    return json(200, { method = m, query = req.query, content_type = req.headers["content-type"],
+                       body = req.body, accept = req.headers["accept"] })
+  end
   if path:match("^/api/v2") then return self:api(req, user) end
   return api_error(404, "Not Found")
 end
