@@ -367,9 +367,18 @@ static void run_sign(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
 
   /* Authorization header after the signature in out */
   so_buf_add(&st->out, "OAuth ", 6);
-  if (r->realm) {
+  if (r->realm) {    /* an RFC 2617 quoted-string, as oauthlib writes it */
+    size_t k;
     so_buf_add(&st->out, "realm=\"", 7);
-    so_pct_encode(&st->out, r->realm, r->realm_len);
+    for (k = 0; k < r->realm_len; k++) {
+      unsigned char c = (unsigned char)r->realm[k];
+      if (c < 0x20 || c == 0x7f) {
+        scratch_reset(st);
+        luaL_error(L, "bad option 'realm' (control characters are not allowed)");
+      }
+      if (c == '"' || c == '\\') so_buf_addc(&st->out, '\\');
+      so_buf_addc(&st->out, (char)c);
+    }
     so_buf_add(&st->out, "\", ", 3);
   }
   for (i = 0; i < no; i++) {
