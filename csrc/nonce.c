@@ -68,6 +68,10 @@ int so_rand_bytes(so_rand *r, unsigned char *out, size_t n) {
   return 0;
 }
 
+int so_random(unsigned char *out, size_t n) {
+  return RAND_bytes(out, (int)n) == 1 ? 0 : -1;
+}
+
 int so_nonce(so_rand *r, char out[33]) {
   unsigned char raw[16];
   if (so_rand_bytes(r, raw, sizeof raw) != 0) return -1;

@@ -150,6 +150,8 @@ int so_rand_init(so_rand *r);
 void so_rand_free(so_rand *r);
 /* 0 on success, -1 when the CSPRNG failed */
 int so_rand_bytes(so_rand *r, unsigned char *out, size_t n);
+/* n bytes straight from the CSPRNG (no pool): 0, or -1 on failure */
+int so_random(unsigned char *out, size_t n);
 /* 32 hex characters (128 bits) into out[33] */
 int so_nonce(so_rand *r, char out[33]);
 

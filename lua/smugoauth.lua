@@ -66,6 +66,14 @@ function M.from_config(path, opts)
   return client.new(o)
 end
 
+--- Load stored credentials: `smugoauth.load_credentials([path])` -> token,
+-- secret (and the whole record), or nil, err. See smugoauth.credentials.
+function M.load_credentials(path)
+  local data, err = require("smugoauth.credentials").load(path)
+  if not data then return nil, err end
+  return data.token, data.secret, data
+end
+
 M.errors = errors
 M.config = config
 M.Response = client.Response

@@ -305,6 +305,16 @@ function Client:session(token, token_secret)
   return M.Session(self, token, token_secret)
 end
 
+--- Store an access token (mode 0600, atomically): `client:save_credentials(at, ats [, path])`.
+-- Returns true or nil, err. See smugoauth.credentials.
+function Client:save_credentials(token, token_secret, path)
+  if type(token) ~= "string" or type(token_secret) ~= "string" then
+    error("save_credentials: token and secret must be strings", 2)
+  end
+  return require("smugoauth.credentials").save({ token = token, secret = token_secret, key = self.key,
+    api_origin = self.api_origin, saved_at = os.time() }, path)
+end
+
 function Client:close()
   if self.http then self.http:close() end
 end
@@ -467,6 +477,211 @@ Session.post = verb("POST")
 Session.patch = verb("PATCH")
 Session.put = verb("PUT")
 Session.delete = verb("DELETE")
+
+------------------------------------------------------------------ pages
+
+-- The query of a NextPage link merged over the original query (so options
+-- like _expand survive even when a server leaves them out of the link).
+local function next_query(next_page, query)
+  local path, qs = next_page:match("^([^?]*)%??(.*)$")
+  local merged, seen = {}, {}
+  for _, kv in ipairs(core.parse_form(qs)) do
+    merged[#merged + 1] = kv
+    seen[kv[1]] = true
+  end
+  for _, kv in ipairs(util.param_list(query)) do
+    if not seen[kv[1]] then merged[#merged + 1] = kv end
+  end
+  return path, merged
+end
+
+--- Iterate over whole pages: `for page, res in api:pages(path, query) do`.
+-- `page` is the decoded JSON of each page, following Response.Pages.NextPage
+-- to the end. On an error the loop gets `nil, err` once and then stops.
+function Session:pages(path, query, opts)
+  local nextp, q, done = path, query, false
+  return function()
+    if done or not nextp then return nil end
+    local res, err = self:get(nextp, q, opts)
+    if not res then done = true return nil, err end
+    local body, jerr = res:json()
+    if type(body) ~= "table" then done = true return nil, jerr end
+    local pages = type(body.Response) == "table" and body.Response.Pages
+    if type(pages) == "table" and type(pages.NextPage) == "string" and pages.NextPage ~= "" then
+      nextp, q = next_query(pages.NextPage, query)
+    else
+      nextp = nil
+    end
+    return body, res
+  end
+end
+
+--- Iterate over the items of every page: `for item, err in api:each(path, query) do`.
+-- Items are the elements of Response[Response.Locator]. On an error the loop
+-- gets `nil, err` once and stops: test `if not item then ... end`.
+function Session:each(path, query, opts)
+  local pages = self:pages(path, query, opts)
+  local items, i, done = nil, 0, false
+  return function()
+    while not done do
+      if items and i < #items then
+        i = i + 1
+        return items[i]
+      end
+      local page, err = pages()
+      if not page then
+        done = true
+        if err then return nil, err end
+        return nil
+      end
+      local r = page.Response or {}
+      local v = r.Locator and r[r.Locator]
+      if type(v) == "table" and v[1] == nil and next(v) ~= nil then v = { v } end
+      items, i = type(v) == "table" and v or {}, 0
+    end
+    return nil
+  end
+end
+
+------------------------------------------------------------------ uploads
+
+local MIME = {
+  jpg = "image/jpeg", jpeg = "image/jpeg", png = "image/png", gif = "image/gif",
+  heic = "image/heic", heif = "image/heif", tif = "image/tiff", tiff = "image/tiff",
+  webp = "image/webp", bmp = "image/bmp", dng = "image/x-adobe-dng",
+  mp4 = "video/mp4", mov = "video/quicktime", m4v = "video/x-m4v", avi = "video/x-msvideo",
+  mts = "video/mp2t", ["3gp"] = "video/3gpp",
+}
+
+--- The content type for a file name (by extension), default application/octet-stream.
+function M.content_type_for(name)
+  local ext = tostring(name):match("%.([%w]+)$")
+  return ext and MIME[ext:lower()] or "application/octet-stream"
+end
+
+local UPLOAD_OPTS = {
+  album = "string", file = "string", data = "string", filename = "string", title = "string",
+  caption = "string", keywords = "table string", replace = "string", content_type = "string",
+  on_progress = "function", hidden = "boolean", timeout = "number", retry = "table boolean",
+}
+
+local function header_value(name, v)
+  v = tostring(v)
+  if v:find("[%z\r\n]") then error("upload: " .. name .. " must not contain CR, LF or NUL", 4) end
+  return v
+end
+
+--- Upload a photo or video to an album on the upload origin.
+-- Options: album ("/api/v2/album/KEY", required), file (path: streamed, never
+-- read whole) or data (a string), filename (default: the file's name),
+-- title, caption, keywords (array or string), replace (an image URI to
+-- replace), content_type (default: from the extension), hidden,
+-- on_progress(sent, total), timeout, retry (off unless given).
+-- Returns the response (its JSON holds Image.ImageUri...) or nil, err.
+-- A non-2xx status and a 200 with "stat": "fail" are both errors.
+function Session:upload(o)
+  util.check_options("upload", o, UPLOAD_OPTS, 2)
+  if type(o) ~= "table" or not o.album or not o.album:match("^/api/v2/album/[%w%-_]+$") then
+    error("upload: album must be an album URI like /api/v2/album/KEY", 2)
+  end
+  if (o.file == nil) == (o.data == nil) then error("upload: give exactly one of file or data", 2) end
+  local md5, size
+  if o.file then
+    md5, size = core.digest_file("md5", o.file)
+    if not md5 then return nil, errors.new("io", tostring(size), { path = o.file }) end
+  else
+    md5, size = core.digest("md5", o.data), #o.data
+  end
+  local filename = o.filename or (o.file and o.file:match("([^/]+)$")) or "upload"
+  local headers = {
+    ["Content-MD5"] = core.b64encode(md5),
+    ["X-Smug-AlbumUri"] = o.album,
+    ["X-Smug-ResponseType"] = "JSON",
+    ["X-Smug-Version"] = "v2",
+    ["X-Smug-FileName"] = header_value("filename", filename),
+    ["Accept"] = "application/json",
+  }
+  if o.title then headers["X-Smug-Title"] = header_value("title", o.title) end
+  if o.caption then headers["X-Smug-Caption"] = header_value("caption", o.caption) end
+  if o.keywords then
+    local kw = type(o.keywords) == "table" and table.concat(o.keywords, "; ") or o.keywords
+    headers["X-Smug-Keywords"] = header_value("keywords", kw)
+  end
+  if o.replace then headers["X-Smug-ImageUri"] = header_value("replace", o.replace) end
+  if o.hidden ~= nil then headers["X-Smug-Hidden"] = o.hidden and "true" or "false" end
+  local res, err = self:request {
+    method = "POST", origin = self.client.upload_origin, path = "/", headers = headers,
+    body = o.data, body_file = o.file, content_type = o.content_type or M.content_type_for(filename),
+    on_progress = o.on_progress, timeout = o.timeout, retry = o.retry or false,
+  }
+  if not res then return nil, err end
+  local body, jerr = res:json()
+  if not body then return nil, jerr end
+  if body.stat ~= "ok" then
+    return nil, errors.new("api", ("upload of %s refused: %s"):format(filename,
+      tostring(body.message or body.Message or "stat is not ok")),
+      { status = res.status, body = res.body, api_code = body.code, response = res })
+  end
+  res.size = size
+  return res
+end
+
+------------------------------------------------------------------ parallel
+
+--- Run requests concurrently through one libcurl multi handle:
+-- `api:get_many(list [, {concurrency = 8, retry = ...}])`, list items being
+-- paths (GET) or request option tables as for `request`. Returns an array in
+-- input order; each element is a response or an error object (test with
+-- `smugoauth.errors.is(v)` or `v.code`).
+function Session:get_many(list, opts)
+  if type(list) ~= "table" then error("get_many: an array of paths or requests expected", 2) end
+  opts = util.check_options("get_many", opts, { concurrency = "number", retry = "table boolean" }, 2)
+  local conc = math.tointeger(opts.concurrency or 8)
+  if not conc or conc < 1 or conc > 64 then error("get_many: concurrency must be 1..64", 2) end
+  local preps = {}
+  for i, item in ipairs(list) do
+    local o = type(item) == "string" and { method = "GET", path = item } or item
+    util.check_options("get_many", o, REQUEST_OPTS, 2)
+    if o.on_progress then error("get_many: on_progress is not supported here", 2) end
+    preps[i] = self:_prepare(o)
+  end
+  local policy = retry_policy(opts.retry == nil and self.retry or opts.retry)
+  local results, pending = {}, {}
+  for i = 1, #preps do pending[i] = i end
+  local attempt, t0 = 0, os.time()
+  while #pending > 0 do
+    attempt = attempt + 1
+    local reqs, bases = {}, {}
+    for j, i in ipairs(pending) do
+      reqs[j], bases[j] = self:_signed(preps[i])
+      self.trace:request(preps[i].method, preps[i].url, reqs[j].headers, bases[j])
+    end
+    local raws = self.http:many(reqs, conc)
+    local again, delay = {}, 0
+    for j, i in ipairs(pending) do
+      local raw = raws[j]
+      local res, err
+      if raw.error then res, err = self:_finish(preps[i], nil, raw.error, raw.code)
+      else res, err = self:_finish(preps[i], raw, nil, nil, bases[j]) end
+      results[i] = res or err
+      if not res and attempt < policy.attempts and IDEMPOTENT[preps[i].method]
+         and ((err.code == "http" and (err.status == 429 or err.status == 503)) or err.code == "network") then
+        again[#again + 1] = i
+        delay = math.max(delay, retry_after(err.response) or policy.base * 2 ^ (attempt - 1))
+      elseif not res then
+        err.attempts = attempt
+      end
+    end
+    if #again == 0 or os.time() - t0 + delay > policy.max_time then
+      for _, i in ipairs(again) do results[i].attempts = attempt end
+      break
+    end
+    self.trace:note(("retrying %d requests in %.2f s"):format(#again, delay))
+    ;(policy.sleep or sleep)(delay)
+    pending = again
+  end
+  return results
+end
 
 function Session:close()
   if self.http then self.http:close() end
