@@ -182,7 +182,7 @@ static void build_base(lua_State *L, sign_state *st, const char *m, size_t ml,
 
 static void parse_url(lua_State *L, so_url *u, const char *url, size_t n) {
   const char *err = so_url_parse(u, url, n);
-  if (err != NULL) luaL_error(L, "bad url '%s' (%s)", url, err);
+  if (err != NULL) luaL_error(L, "bad url (%s)", err);   /* not echoed: it may hold secrets */
 }
 
 /* base_string(method, url [, params]) -> the signature base string */
@@ -246,7 +246,7 @@ static void read_fields(lua_State *L, sstr *f, char *tsbuf, int *version_off) {
       lua_Integer ts;
       int ok;
       ts = lua_tointegerx(L, -1, &ok);
-      if (!ok || ts < 0) luaL_error(L, "bad option 'timestamp' (non-negative integer expected)");
+      if (!ok || ts <= 0) luaL_error(L, "bad option 'timestamp' (positive integer expected)");
       f[i].n = (size_t)snprintf(tsbuf, 24, "%lld", (long long)ts);
       f[i].s = tsbuf;
       f[i].set = 1;
@@ -444,6 +444,7 @@ static void check_ts(lua_State *L, const char *s, size_t n) {
   if (n == 0 || n > 20) luaL_error(L, "bad option 'timestamp' (digits expected)");
   for (k = 0; k < n; k++)
     if (s[k] < '0' || s[k] > '9') luaL_error(L, "bad option 'timestamp' (digits expected)");
+  if (s[0] == '0') luaL_error(L, "bad option 'timestamp' (a positive integer without leading zeros)");
 }
 
 /* sign(opts) -> { signature, base_string, authorization, query, oauth, nonce, timestamp } */

@@ -76,6 +76,15 @@ const char *so_url_parse(so_url *u, const char *s, size_t n) {
   return NULL;
 }
 
+/* Is the URL's scheme name (case-insensitively)? */
+static int scheme_is(const so_url *u, const char *name) {
+  size_t i, n = strlen(name);
+  if (u->scheme_len != n) return 0;
+  for (i = 0; i < n; i++)
+    if (lower(u->scheme[i]) != name[i]) return 0;
+  return 1;
+}
+
 /* Base string URI (3.4.1.2): lower-case scheme and host, no default port. */
 void so_base_uri(so_buf *b, const so_url *u) {
   size_t i;
@@ -86,8 +95,7 @@ void so_base_uri(so_buf *b, const so_url *u) {
   memcpy(o, "://", 3); o += 3;
   for (i = 0; i < u->host_len; i++) *o++ = lower(u->host[i]);
   if (u->port >= 0) {
-    int dflt = (u->scheme_len == 4 && u->port == 80 && (u->scheme[3] | 32) == 'p') ||
-               (u->scheme_len == 5 && u->port == 443 && (u->scheme[4] | 32) == 's');
+    int dflt = (u->port == 80 && scheme_is(u, "http")) || (u->port == 443 && scheme_is(u, "https"));
     if (!dflt) {
       char tmp[8];
       int k = 0;

@@ -497,15 +497,16 @@ end
 
 --- Iterate over whole pages: `for page, res in api:pages(path, query) do`.
 -- `page` is the decoded JSON of each page, following Response.Pages.NextPage
--- to the end. On an error the loop gets `nil, err` once and then stops.
+-- to the end. On an error the loop gets `false, err` once and then stops
+-- (false, not nil: a nil would end a generic for before its body saw err).
 function Session:pages(path, query, opts)
   local nextp, q, done = path, query, false
   return function()
     if done or not nextp then return nil end
     local res, err = self:get(nextp, q, opts)
-    if not res then done = true return nil, err end
+    if not res then done = true return false, err end
     local body, jerr = res:json()
-    if type(body) ~= "table" then done = true return nil, jerr end
+    if type(body) ~= "table" then done = true return false, jerr end
     local pages = type(body.Response) == "table" and body.Response.Pages
     if type(pages) == "table" and type(pages.NextPage) == "string" and pages.NextPage ~= "" then
       nextp, q = next_query(pages.NextPage, query)
@@ -518,7 +519,7 @@ end
 
 --- Iterate over the items of every page: `for item, err in api:each(path, query) do`.
 -- Items are the elements of Response[Response.Locator]. On an error the loop
--- gets `nil, err` once and stops: test `if not item then ... end`.
+-- gets `false, err` once and stops: test `if not item then ... end`.
 function Session:each(path, query, opts)
   local pages = self:pages(path, query, opts)
   local items, i, done = nil, 0, false
@@ -531,7 +532,7 @@ function Session:each(path, query, opts)
       local page, err = pages()
       if not page then
         done = true
-        if err then return nil, err end
+        if page == false then return false, err end
         return nil
       end
       local r = page.Response or {}
