@@ -444,7 +444,8 @@ static void check_ts(lua_State *L, const char *s, size_t n) {
   if (n == 0 || n > 20) luaL_error(L, "bad option 'timestamp' (digits expected)");
   for (k = 0; k < n; k++)
     if (s[k] < '0' || s[k] > '9') luaL_error(L, "bad option 'timestamp' (digits expected)");
-  if (s[0] == '0') luaL_error(L, "bad option 'timestamp' (a positive integer without leading zeros)");
+  for (k = 0; k < n && s[k] == '0'; k++) {}
+  if (k == n) luaL_error(L, "bad option 'timestamp' (a positive integer expected)");
 }
 
 /* sign(opts) -> { signature, base_string, authorization, query, oauth, nonce, timestamp } */
