@@ -49,7 +49,7 @@ test: deps all
 	$(BUSTED) $(BUSTED_ARGS)
 
 lint: deps
-	luacheck --no-color lua examples spec bench
+	luacheck --no-color lua examples spec bench bin/smugoauth
 
 check: lint test
 
@@ -61,10 +61,12 @@ install: all
 	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/smugoauth/core.so
 	install -m 0644 lua/smugoauth.lua $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua
 	install -m 0644 lua/smugoauth/*.lua $(DESTDIR)$(LUA_SHAREDIR)/smugoauth/
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 bin/smugoauth $(DESTDIR)$(BINDIR)/smugoauth
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/smugoauth $(DESTDIR)$(LUA_SHAREDIR)/smugoauth \
-	       $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua
+	       $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua $(DESTDIR)$(BINDIR)/smugoauth
 
 $(BUILD)/bench/hmac_floor: bench/hmac_floor.c
 	@mkdir -p $(dir $@)
@@ -93,7 +95,33 @@ rock-check: deps
 	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;;" \
 	  LUA_CPATH="$(CURDIR)/$(BUILD)/rocktree/lib/lua/5.4/?.so;;" \
 	  $(LUA) -e 'local s = require "smugoauth"; assert(package.searchpath("smugoauth.core", package.cpath):find("rocktree")); print("rockspec: installed " .. s._VERSION .. ", loads")'
+	$(BUILD)/rocktree/bin/smugoauth --version
 
 # The web flow (examples/web.lua) on 127.0.0.1:8090 (WEB_ARGS="--port N" to change).
 web: all
 	@$(LUA) examples/web.lua $(WEB_ARGS)
+
+# The whole spec suite under valgrind's memcheck (specs run in this process:
+# --ignore-lua stops busted re-executing itself outside valgrind).
+VALGRIND_SPECS ?= spec
+valgrind: deps all
+	valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
+	  --suppressions=.ci/valgrind.supp --num-callers=30 \
+	  $(LUA) /usr/bin/busted --ignore-lua $(VALGRIND_SPECS)
+
+# The whole spec suite with the C core built with AddressSanitizer and
+# UndefinedBehaviorSanitizer, run by an instrumented Lua host (tools/luahost.c)
+# so nothing has to be preloaded into the child processes the specs start.
+ASAN_BUILD = build-asan
+ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+$(ASAN_BUILD)/luahost: tools/luahost.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -O1 -g $(ASAN_FLAGS) $(WARN) $< -o $@ $(PKG_CFLAGS) \
+	  $$($(PKG_CONFIG) --libs $(LUA_PC)) -Wl,-E -ldl -lm
+asan: deps $(ASAN_BUILD)/luahost
+	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS)" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" all
+	ASAN_OPTIONS=detect_leaks=1:exitcode=98 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp \
+	  $(ASAN_BUILD)/luahost /usr/bin/busted --ignore-lua --cpath="$(ASAN_BUILD)/?.so" $(ASAN_SPECS)
+ASAN_SPECS ?= spec

@@ -8,7 +8,7 @@
 -- Keys come from SMUGOAUTH_CONFIG or ./config.json ({"key": ..., "secret": ...}).
 -- usage: lua5.4 examples/console.lua     (make console)
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+package.cpath = (os.getenv("SMUGOAUTH_BUILD") or "build") .. "/?.so;" .. package.cpath
 local smugoauth = require "smugoauth"
 local json = require "smugoauth.json"
 

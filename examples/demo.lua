@@ -4,7 +4,7 @@
 -- sandbox on the user's behalf (loads the authorize page, presses Approve,
 -- reads the six-digit code) and types the code for them. Each step is shown.
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+package.cpath = (os.getenv("SMUGOAUTH_BUILD") or "build") .. "/?.so;" .. package.cpath
 local core = require "smugoauth.core"
 
 local function say(s) io.stdout:write("\27[1m[demo]\27[0m ", s, "\n") io.stdout:flush() end

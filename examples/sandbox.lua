@@ -3,7 +3,7 @@
 -- Prints "PORT <n>" first, then serves until killed. Point config.json's
 -- oauth_origin, api_origin and upload_origin at http://127.0.0.1:<n>.
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+package.cpath = (os.getenv("SMUGOAUTH_BUILD") or "build") .. "/?.so;" .. package.cpath
 local sandbox = require "smugoauth.sandbox"
 
 local opts = {}

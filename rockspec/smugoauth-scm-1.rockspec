@@ -32,8 +32,8 @@ build = {
   modules = {
     ["smugoauth.core"] = {
       sources = {
-        "csrc/buf.c", "csrc/core.c", "csrc/encode.c", "csrc/http.c", "csrc/http_multi.c",
-        "csrc/lcrypto.c", "csrc/lsign.c", "csrc/nonce.c", "csrc/oauth.c", "csrc/poll.c",
+        "csrc/buf.c", "csrc/cookie.c", "csrc/core.c", "csrc/encode.c", "csrc/http.c", "csrc/http_multi.c",
+        "csrc/lcrypto.c", "csrc/lfile.c", "csrc/lsign.c", "csrc/nonce.c", "csrc/oauth.c", "csrc/poll.c",
         "csrc/sigmethod.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -42,7 +42,9 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["smugoauth"] = "lua/smugoauth.lua",
+    ["smugoauth.cli"] = "lua/smugoauth/cli.lua",
     ["smugoauth.client"] = "lua/smugoauth/client.lua",
+    ["smugoauth.credentials"] = "lua/smugoauth/credentials.lua",
     ["smugoauth.config"] = "lua/smugoauth/config.lua",
     ["smugoauth.errors"] = "lua/smugoauth/errors.lua",
     ["smugoauth.httpd"] = "lua/smugoauth/httpd.lua",
@@ -51,6 +53,7 @@ build = {
     ["smugoauth.trace"] = "lua/smugoauth/trace.lua",
     ["smugoauth.util"] = "lua/smugoauth/util.lua",
   },
+  install = { bin = { smugoauth = "bin/smugoauth" } },
 }
 test = {
   type = "command",
