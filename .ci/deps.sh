@@ -5,11 +5,13 @@ set -e
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config gcc make
 lua-socket lua-cjson lua-busted lua-check luarocks lua-sec
 python3 python3-oauthlib python3-requests-oauthlib python3-bottle python3-jwt python3-cryptography
-openssl curl valgrind wrk"
+openssl curl valgrind wrk clang libclang-rt-14-dev chromium gnuplot-nox"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# node and npm (for the browser test): the machine's own Node.js if it has one
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 echo "deps: installing$missing" >&2
 SUDO=""

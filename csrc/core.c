@@ -36,6 +36,7 @@ int luaopen_smugoauth_core(lua_State *L) {
   so_open_http(L);
   so_open_http_multi(L);
   so_open_poll(L);
+  so_open_cookie(L);
   so_open_file(L);
   return 1;
 }

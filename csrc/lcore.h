@@ -13,6 +13,7 @@ void so_open_crypto(lua_State *L);
 void so_open_http(lua_State *L);
 void so_open_http_multi(lua_State *L);
 void so_open_poll(lua_State *L);
+void so_open_cookie(lua_State *L);
 void so_open_file(lua_State *L);
 
 /* "nil, message, code": the shape every runtime failure takes in the core. */

@@ -65,12 +65,14 @@ static poller *check_open(lua_State *L, int idx) {
   return p;
 }
 
+/* The descriptor argument at idx: an integer in 0..INT_MAX. */
 static int check_fd(lua_State *L, int idx) {
   lua_Integer fd = luaL_checkinteger(L, idx);
   luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, idx, "invalid file descriptor");
   return (int)fd;
 }
 
+/* The interest argument at idx ("r", "w" or "rw") as epoll event bits. */
 static uint32_t check_events(lua_State *L, int idx) {
   static const char *const names[] = { "r", "w", "rw", NULL };
   static const uint32_t bits[] = { EPOLLIN, EPOLLOUT, EPOLLIN | EPOLLOUT };
@@ -197,6 +199,7 @@ static int poller_close(lua_State *L) {
   return 0;
 }
 
+/* tostring(p): "smugoauth.Poller (0x...)" or "smugoauth.Poller (closed)" */
 static int poller_tostring(lua_State *L) {
   poller *p = luaL_checkudata(L, 1, POLLER_MT);
   if (p->epfd < 0) lua_pushliteral(L, POLLER_MT " (closed)");
@@ -232,6 +235,7 @@ static void poller_createmeta(lua_State *L) {
 
 #else /* !__linux__ */
 
+/* No epoll here: core.poller() fails at run time with "ENOSYS". */
 static int l_poller(lua_State *L) {
   return so_fail(L, "ENOSYS", "poller: epoll is not available on this system");
 }

@@ -88,6 +88,19 @@ local NOT_TCHAR = "[^%w!#$%%&'*+%-.^_`|~]"      -- RFC 9110 token characters
 local BAD_VALUE = "[\0-\8\10-\31\127]"        -- CTLs other than HTAB
 local BAD_OUT = "[\0\r\n]"                     -- never in a header we emit
 
+-- s without trailing spaces and tabs (no pattern: "(.-)[ \t]*$" backtracks
+-- quadratically on long runs of blanks)
+local function rtrim(s)
+  local n = #s
+  local b = byte(s, n)
+  if b ~= 32 and b ~= 9 then return s end
+  repeat
+    n = n - 1
+    b = byte(s, n)
+  until b ~= 32 and b ~= 9
+  return sub(s, 1, n)
+end
+
 local HTML_ESC = {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;",
                   ['"'] = "&quot;", ["'"] = "&#39;"}
 
@@ -127,8 +140,9 @@ function M.parse_cookies(s)
   local map = {}
   if s == nil then return map end
   for piece in gmatch(s, "[^;]+") do
-    local name, value = match(piece, "^[ \t]*([^=; \t]+)[ \t]*=[ \t]*(.-)[ \t]*$")
+    local name, value = match(piece, "^[ \t]*([^= \t]+)[ \t]*=[ \t]*(.*)")
     if name and map[name] == nil then
+      value = rtrim(value)
       map[name] = match(value, '^"(.*)"$') or value
     end
   end
@@ -262,6 +276,10 @@ local function read_request(srv, c)
   local buf = c.buf
   if buf == "" then                      -- idle between requests
     c.deadline = srv.now + (c.served > 0 and srv.idle_timeout or srv.request_timeout)
+    -- nothing buffered: let epoll say when the next request comes (saves a
+    -- receive() that would find nothing, on every keep-alive request)
+    -- (not with TLS: OpenSSL may hold bytes that epoll cannot see)
+    if not srv.tls and not c.sock:dirty() and not wait("r") then return nil end
     local data = recv(srv, c)
     if not data then return nil end
     buf = data
@@ -315,11 +333,12 @@ local function read_request(srv, c)
   local headers, count, pos, host, clen = {}, 0, le + 2, nil, nil
   local hend = he - 1                    -- the last header's CRLF ends here
   while pos < hend do
-    local name, value, nxt = match(buf, "^([^:\r\n]*):[ \t]*([^\r\n]-)[ \t]*\r\n()", pos)
+    local name, value, nxt = match(buf, "^([^:\r\n]*):[ \t]*([^\r\n]*)\r\n()", pos)
     if not name or nxt > hend or name == "" or find(name, NOT_TCHAR) then
       return nil, 400                    -- also obs-fold and bare CR / LF
     end
     if find(value, BAD_VALUE) then return nil, 400 end
+    value = rtrim(value)
     count = count + 1
     if count > srv.max_headers then return nil, 431 end
     local key = lname(name)
@@ -487,6 +506,11 @@ local function build(srv, req, keep, status, hdrs, body)
   return s, keep
 end
 
+-- Log through the user's function; a failing logger must not kill the loop.
+local function log(srv, msg)
+  pcall(srv.log, msg)
+end
+
 -- The connection's coroutine: serve requests until one side closes.
 local function serve(srv, c)
   local sock = c.sock
@@ -530,11 +554,11 @@ local function serve(srv, c)
     if ok then
       resp, keep2 = build(srv, req, keep, status, hdrs, body)
       if not resp then
-        srv.log("bad handler response: " .. keep2)
+        log(srv, "bad handler response: " .. keep2)
         ok = false
       end
     else
-      srv.log("handler error: " .. tostring(status))
+      log(srv, "handler error: " .. tostring(status))
     end
     if not ok then
       resp, keep2 = error_responses[500], false
@@ -624,6 +648,10 @@ local OPTIONS = {
 --
 -- Unknown options and wrong types raise. Returns the server, or nil, message
 -- when the address cannot be bound (or the TLS context cannot be made).
+-- The server has fields `host`, `port` (the bound port) and `scheme`
+-- ("http" / "https"), and methods `run`, `step`, `stop`, `connections`, `close`
+-- (also `__close`, so `local srv <close> = ...` works). `srv.handler` may be
+-- replaced between requests.
 -- @tparam table opts
 -- @return server | nil, message
 function M.new(opts)
@@ -716,7 +744,7 @@ end
 local function run_conn(self, c, a, b)
   local ok, what = resume(c.co, a, b)
   if not ok then
-    self.log("internal error: " .. tostring(what))
+    log(self, "internal error: " .. tostring(what))
     drop(self, c)
   elseif what == DONE then
     drop(self, c)
@@ -725,7 +753,7 @@ local function run_conn(self, c, a, b)
     self.again[n], self.again_n = c, n
   elseif what ~= c.want then
     if what ~= "r" and what ~= "w" then
-      self.log("internal error: a handler yielded")
+      log(self, "internal error: a handler yielded")
       drop(self, c)
     else
       c.want = what
@@ -806,6 +834,7 @@ function Server:step(timeout)
   self.now = monotime()
   local conns, lfd = self.conns, self.lfd
   for i = 1, n do
+    if self.closed then return true end          -- a handler closed the server
     local fd = fds[i]
     if fd == lfd then
       accept(self)
@@ -815,7 +844,7 @@ function Server:step(timeout)
     end
   end
   local again_n = self.again_n
-  if again_n > 0 then
+  if again_n > 0 and not self.closed then
     local again = self.again
     self.again, self.again_n = self.spare or {}, 0
     for i = 1, again_n do
@@ -825,7 +854,7 @@ function Server:step(timeout)
     end
     self.spare = again
   end
-  if self.now >= self.next_sweep then sweep(self) end
+  if self.now >= self.next_sweep and not self.closed then sweep(self) end
   return true
 end
 

@@ -340,7 +340,15 @@ function Sandbox:handle(req)
     end
     local access = req.params.Access or "Public"
     local perm = req.params.Permissions or "Read"
-    return 200, HTML, page("Authorize application",
+    -- form-action also governs where the form's redirect may go: allow the callback's origin
+    local headers = HTML
+    local cb_origin = rec.callback:match("^(https?://[^/?#]+)")
+    if cb_origin then
+      headers = {}
+      for k, v in pairs(HTML) do headers[k] = v end
+      headers["Content-Security-Policy"] = HTML["Content-Security-Policy"] .. " " .. cb_origin
+    end
+    return 200, headers, page("Authorize application",
       "<p>An application asks for <b>" .. E(access) .. "</b> access with <b>" .. E(perm) ..
       "</b> permissions to the sandbox account <b>tester</b>.</p>" ..
       "<form method=\"post\" action=\"" .. TOKEN .. "authorize\">" ..

@@ -1,0 +1,919 @@
+-- httpd_spec.lua -- the epoll poller (core.poller) and smugoauth.httpd.
+--
+-- Most server tests talk to spec/support/httpd_fixture.lua run as a child
+-- process (lua5.4, 127.0.0.1, port 0), started in setup and killed in
+-- teardown; it also exits by itself after its lifetime. A few tests embed a
+-- server with srv:step()/srv:run() so the poller runs in this process too
+-- (useful under valgrind). The 1100-connection test raises `ulimit -n` for
+-- its children when the hard limit allows, and is pending otherwise.
+local socket = require "socket"
+local core = require "smugoauth.core"
+local httpd = require "smugoauth.httpd"
+
+-- ------------------------------------------------------------ helpers
+
+-- Start `cmd` (a shell command line run from the project root) with
+-- `ulimit -n nofile` (default 4096, when allowed), read its first line of
+-- output (after the pid). Returns {pid, pipe, line}.
+local function spawn(cmd, stderr, nofile)
+  local pipe = assert(io.popen("echo PID $$; ulimit -n " .. (nofile or 4096) .. " 2>/dev/null; exec " ..
+                               cmd .. " 2>" .. (stderr or "/dev/null"), "r"))
+  local pid = tonumber(pipe:read("l"):match("^PID (%d+)"))
+  local line = pipe:read("l")
+  return {pid = pid, pipe = pipe, line = line}
+end
+
+local function kill(child)
+  if child and child.pid then
+    os.execute("kill " .. child.pid .. " 2>/dev/null")
+    child.pipe:close()
+    child.pid = nil
+  end
+end
+
+-- A fixture server with the given name=value options; returns child, port.
+local function start_server(args, stderr, nofile)
+  local child = spawn("lua5.4 spec/support/httpd_fixture.lua lifetime=120 " .. (args or ""),
+                      stderr, nofile)
+  local port = child.line and tonumber(child.line:match("^PORT (%d+)"))
+  if not port then
+    kill(child)
+    error("fixture did not start: " .. tostring(child.line))
+  end
+  return child, port
+end
+
+local function connect(port)
+  local s = assert(socket.connect("127.0.0.1", port))
+  s:settimeout(5)
+  return s
+end
+
+-- Read one response; nobody: do not read a body (HEAD).
+-- Returns {status, headers (lower-case name -> value, repeated joined by "\n"),
+-- list ({name, value}), body, raw} or nil, err.
+local function read_response(s, nobody)
+  local line, err = s:receive("*l")
+  if not line then return nil, err end
+  local res = {raw = line .. "\r\n", headers = {}, list = {}}
+  res.status = tonumber(line:match("^HTTP/1%.1 (%d%d%d)"))
+  while true do
+    local h, herr = s:receive("*l")
+    if not h then return nil, herr end
+    res.raw = res.raw .. h .. "\r\n"
+    if h == "" then break end
+    local name, value = h:match("^([^:]+): (.*)$")
+    assert(name, "bad response header: " .. h)
+    res.list[#res.list + 1] = {name, value}
+    local k = name:lower()
+    res.headers[k] = res.headers[k] and res.headers[k] .. "\n" .. value or value
+  end
+  local len = tonumber(res.headers["content-length"])
+  if len and len > 0 and not nobody then
+    local body, berr = s:receive(len)
+    if not body then return nil, berr end
+    res.body = body
+  else
+    res.body = ""
+  end
+  return res
+end
+
+-- True when the peer has closed (EOF or reset) within 3 s.
+local function is_closed(s)
+  s:settimeout(3)
+  local data, err = s:receive(1)
+  return data == nil and (err == "closed" or (err and err:find("reset")) ~= nil)
+end
+
+-- Send raw bytes on a new connection, read one response.
+local function exchange(port, raw)
+  local s = connect(port)
+  assert(s:send(raw))
+  local res, err = read_response(s)
+  return res, s, err
+end
+
+-- Assert that raw is refused with code and the connection is closed.
+local function assert_refused(port, raw, code)
+  local res, s, err = exchange(port, raw)
+  assert.is_table(res, "no response: " .. tostring(err))
+  assert.equal(code, res.status)
+  assert.equal("close", res.headers.connection)
+  assert.equal(tostring(#res.body), res.headers["content-length"])
+  assert.is_true(is_closed(s), "connection not closed")
+  s:close()
+end
+
+-- Parse the /echo body into a map.
+local function echo_map(body)
+  local t = {}
+  for k, v in body:gmatch("([^\n=]+)=([^\n]*)") do t[k] = v end
+  return t
+end
+
+local function get(path, extra)
+  return "GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" .. (extra or "") .. "\r\n"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- ------------------------------------------------------------ poller
+
+describe("core.poller", function()
+  local lst, a, b                    -- a listening socket, a connected pair
+
+  setup(function()
+    lst = assert(socket.bind("127.0.0.1", 0))
+    local _, port = lst:getsockname()
+    a = assert(socket.connect("127.0.0.1", port))
+    lst:settimeout(5)
+    b = assert(lst:accept())
+    a:settimeout(0)
+    b:settimeout(0)
+  end)
+
+  teardown(function()
+    a:close()
+    b:close()
+    lst:close()
+  end)
+
+  it("reports readiness for reading and writing", function()
+    local p <close> = assert(core.poller())
+    assert.is_true(p:add(a:getfd(), "r"))
+    local fds, evs, n = p:wait(0)
+    assert.same({}, fds)
+    assert.same({}, evs)
+    assert.equal(0, n)
+
+    assert(b:send("x"))
+    fds, evs, n = p:wait(1)
+    assert.equal(1, n)
+    assert.same({a:getfd()}, fds)
+    assert.same({"r"}, evs)
+
+    assert.is_true(p:mod(a:getfd(), "rw"))
+    fds, evs = p:wait(1)
+    assert.same({a:getfd()}, fds)
+    assert.same({"rw"}, evs)
+
+    assert.equal("x", a:receive(1))
+    assert.is_true(p:mod(a:getfd(), "w"))
+    fds, evs = p:wait(1)
+    assert.same({a:getfd()}, fds)
+    assert.same({"w"}, evs)
+
+    assert.is_true(p:add(b:getfd(), "w"))
+    fds, evs, n = p:wait(1)
+    assert.equal(2, n)
+    local seen = {}
+    for i = 1, n do seen[fds[i]] = evs[i] end
+    assert.same({[a:getfd()] = "w", [b:getfd()] = "w"}, seen)
+
+    assert.is_true(p:del(a:getfd()))
+    assert.is_true(p:del(b:getfd()))
+    assert.equal(0, select(3, p:wait(0)))
+  end)
+
+  it("refills and trims tables it is given", function()
+    local p <close> = assert(core.poller())
+    local fds, evs = {7, 8, 9}, {"r", "r", "r"}
+    assert(p:add(a:getfd(), "w"))
+    local f2, e2, n = p:wait(1, fds, evs)
+    assert.equal(fds, f2)
+    assert.equal(evs, e2)
+    assert.equal(1, n)
+    assert.same({a:getfd()}, fds)
+    assert.same({"w"}, evs)
+    assert(p:del(a:getfd()))
+    p:wait(0, fds, evs)
+    assert.same({}, fds)
+    assert.same({}, evs)
+  end)
+
+  it("waits for the timeout when nothing is ready", function()
+    local p <close> = assert(core.poller())
+    local t0 = core.monotime()
+    local _, _, n = p:wait(0.05)
+    local dt = core.monotime() - t0
+    assert.equal(0, n)
+    assert.is_true(dt >= 0.045 and dt < 1, "waited " .. dt)
+  end)
+
+  it("returns nil, message, code on runtime failures", function()
+    local p <close> = assert(core.poller())
+    local fd = a:getfd()
+    assert(p:add(fd, "r"))
+    local ok, msg, code = p:add(fd, "r")
+    assert.is_nil(ok)
+    assert.matches("^poller:add: ", msg)
+    assert.equal("EEXIST", code)
+    assert(p:del(fd))
+    ok, msg, code = p:del(fd)
+    assert.is_nil(ok)
+    assert.matches("^poller:del: ", msg)
+    assert.equal("ENOENT", code)
+    ok, msg, code = p:mod(fd, "w")
+    assert.is_nil(ok)
+    assert.matches("^poller:mod: ", msg)
+    assert.equal("ENOENT", code)
+    ok, msg, code = p:add(65535, "r")            -- not an open descriptor
+    assert.is_string(msg)
+    assert.is_nil(ok)
+    assert.equal("EBADF", code)
+  end)
+
+  it("raises on misuse", function()
+    local p <close> = assert(core.poller())
+    assert.has_error(function() p:add("x", "r") end)
+    assert.has_error(function() p:add(a:getfd(), "x") end)
+    assert.has_error(function() p:add(a:getfd()) end)
+    assert.has_error(function() p:add(-1, "r") end)
+    assert.has_error(function() p:del(1.5) end)
+    assert.has_error(function() p:wait("soon") end)
+    assert.has_error(function() p:wait(0, "not a table") end)
+    assert.has_error(function() p.add({}, 1, "r") end)
+    assert.has_error(function() core.poller(0) end)
+  end)
+
+  it("closes idempotently (close, __close, __gc) and refuses use after close", function()
+    local p = assert(core.poller(4))
+    assert.matches("^smugoauth.Poller %(", tostring(p))
+    p:close()
+    p:close()
+    assert.equal("smugoauth.Poller (closed)", tostring(p))
+    assert.has_error(function() p:add(a:getfd(), "r") end,
+      "attempt to use a closed smugoauth.Poller")
+    assert.has_error(function() p:wait(0) end)
+    do
+      local q <close> = assert(core.poller())
+      assert(q:add(a:getfd(), "r"))
+    end
+    for _ = 1, 50 do core.poller() end            -- left to the collector
+    collectgarbage()
+    collectgarbage()
+  end)
+
+  it("watches descriptors past 1023", function()
+    local socks, high = {}, nil
+    local _, port = lst:getsockname()
+    for _ = 1, 600 do
+      local c = socket.connect("127.0.0.1", port)
+      if not c then break end
+      local s = lst:accept()
+      if not s then c:close() break end
+      socks[#socks + 1] = c
+      socks[#socks + 1] = s
+      if s:getfd() > 1100 then high = {c, s} break end
+    end
+    finally(function() for _, s in ipairs(socks) do s:close() end end)
+    if not high then
+      pending("could not open descriptors past 1100 (ulimit -n)")
+      return
+    end
+    local p <close> = assert(core.poller())
+    assert(p:add(high[2]:getfd(), "r"))
+    assert(high[1]:send("ping"))
+    local fds, evs, n = p:wait(1)
+    assert.equal(1, n)
+    assert.equal(high[2]:getfd(), fds[1])
+    assert.equal("r", evs[1])
+  end)
+
+  it("has a monotonic clock", function()
+    local t1 = core.monotime()
+    local t2 = core.monotime()
+    assert.is_number(t1)
+    assert.is_true(t2 >= t1)
+  end)
+end)
+
+-- ------------------------------------------------------------ helpers
+
+describe("httpd helpers", function()
+  it("escape_html", function()
+    assert.equal("&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;",
+      httpd.escape_html([[<a href="x">&'</a>]]))
+    assert.equal("plain", httpd.escape_html("plain"))
+    assert.equal("42", httpd.escape_html(42))
+    assert.has_error(function() httpd.escape_html(nil) end)
+  end)
+
+  it("parse_query", function()
+    local map, list = httpd.parse_query("a=1&b=x+y&a=2&c&d=%41%2B&=e&&")
+    assert.same({a = "1", b = "x y", c = "", d = "A+", [""] = "e"}, map)
+    assert.same({{"a", "1"}, {"b", "x y"}, {"a", "2"}, {"c", ""}, {"d", "A+"}, {"", "e"}}, list)
+    map, list = httpd.parse_query("")
+    assert.same({}, map)
+    assert.same({}, list)
+    map = httpd.parse_query(nil)
+    assert.same({}, map)
+  end)
+
+  it("parse_cookies", function()
+    assert.same({a = "1", b = "two words", c = "q", d = ""},
+      httpd.parse_cookies('a=1;  b = two words ;c="q"; d=; a=3; junk'))
+    assert.same({}, httpd.parse_cookies(nil))
+    assert.same({}, httpd.parse_cookies(""))
+  end)
+end)
+
+-- ------------------------------------------------------------ embedded
+
+describe("httpd embedded", function()
+  it("rejects bad options", function()
+    local h = function() return 200 end
+    assert.has_error(function() httpd.new() end)
+    assert.has_error(function() httpd.new{} end)
+    assert.has_error(function() httpd.new{handler = h, bogus = 1} end)
+    assert.has_error(function() httpd.new{handler = h, port = "80"} end)
+    assert.has_error(function() httpd.new{handler = h, max_body = -1} end)
+    assert.has_error(function() httpd.new{handler = h, request_timeout = 0} end)
+    assert.has_error(function() httpd.new{handler = "no"} end)
+  end)
+
+  it("returns nil, message when the port is taken", function()
+    local srv = assert(httpd.new{handler = function() return 200 end})
+    local other, err = httpd.new{port = srv.port, handler = function() return 200 end}
+    assert.is_nil(other)
+    assert.matches("cannot listen", err)
+    srv:close()
+  end)
+
+  it("serves with step() and stops run() from a handler", function()
+    local srv = assert(httpd.new{port = 0, handler = function(req)
+      return 200, {["Content-Type"] = "text/plain"}, "hi " .. req.path
+    end})
+    assert.is_true(srv.port > 0)
+    local c = connect(srv.port)
+    c:settimeout(0)
+    assert(c:send(get("/step")))
+    local got, deadline = "", socket.gettime() + 5
+    while not got:find("hi /step", 1, true) and socket.gettime() < deadline do
+      assert.is_true(srv:step(0.01))
+      local data, _, partial = c:receive("*a")
+      got = got .. (data or partial or "")
+    end
+    assert.matches("^HTTP/1%.1 200 OK\r\n", got)
+    assert.matches("\r\nContent%-Length: 8\r\n", got)
+    c:close()
+
+    -- run() until a handler calls stop(); the request is queued beforehand
+    srv.handler = function(req)
+      srv:stop()
+      return 200, nil, "stopped " .. req.path
+    end
+    c = connect(srv.port)
+    assert(c:send(get("/stop")))
+    assert.is_true(srv:run())
+    c:settimeout(5)
+    local res = assert(read_response(c))
+    assert.equal("stopped /stop", res.body)
+    c:close()
+    assert.is_number(srv:connections())
+    srv:close()
+    srv:close()
+    assert.has_error(function() srv:step(0) end)
+  end)
+end)
+
+-- Send raw to an embedded server and drive it with step() until the response
+-- is complete or the connection closes (5 s at most). Returns the bytes
+-- received and whether the server closed the connection.
+local function embedded_exchange(srv, raw)
+  local c = connect(srv.port)
+  c:settimeout(0)
+  assert(c:send(raw))
+  local got, closed, deadline = "", false, socket.gettime() + 5
+  while socket.gettime() < deadline do
+    assert.is_true(srv:step(0.01))
+    local data, err, partial = c:receive("*a")
+    got = got .. (data or partial or "")
+    if err == "closed" then closed = true break end
+    local len = got:match("\r\nContent%-Length: (%d+)\r\n")
+    local head = got:find("\r\n\r\n", 1, true)
+    if len and head and #got >= head + 3 + tonumber(len) then break end
+  end
+  c:close()
+  return got, closed
+end
+
+describe("httpd embedded, misbehaving handlers", function()
+  it("survives a yielding handler and a failing logger", function()
+    local logged = {}
+    local srv = assert(httpd.new{
+      handler = function(req)
+        if req.path == "/yield" then coroutine.yield("weird") end
+        if req.path == "/err" then error("x") end
+        return 200, nil, "ok"
+      end,
+      log = function(m)
+        logged[#logged + 1] = m
+        error("logger broken")
+      end,
+    })
+    local got, closed = embedded_exchange(srv, get("/yield"))
+    assert.equal("", got)
+    assert.is_true(closed)
+    assert.matches("yielded", logged[1])
+    got = embedded_exchange(srv, get("/err"))
+    assert.matches("^HTTP/1%.1 500 ", got)
+    assert.matches("handler error", logged[2])
+    got = embedded_exchange(srv, get("/"))
+    assert.matches("^HTTP/1%.1 200 OK\r\n.*\r\n\r\nok$", got)
+    for _ = 1, 100 do                            -- the client closed: noticed soon
+      if srv:connections() == 0 then break end
+      srv:step(0.01)
+    end
+    assert.equal(0, srv:connections())
+    srv:close()
+  end)
+
+  it("survives a handler that closes the server", function()
+    local srv
+    srv = assert(httpd.new{handler = function()
+      srv:close()
+      return 200, nil, "late"
+    end})
+    local got, closed = embedded_exchange(srv, get("/"))
+    assert.equal("", got)
+    assert.is_true(closed)
+    assert.has_error(function() srv:step(0) end)
+  end)
+end)
+
+-- ------------------------------------------------------------ child server
+
+describe("httpd server", function()
+  local child, port, logfile
+
+  setup(function()
+    logfile = os.tmpname()
+    child, port = start_server("", logfile)
+  end)
+
+  teardown(function()
+    kill(child)
+    os.remove(logfile)
+  end)
+
+  describe("routes and parsing", function()
+    it("serves routes and 404", function()
+      local res, s = exchange(port, get("/"))
+      assert.equal(200, res.status)
+      assert.equal("hello", res.body)
+      assert.equal("5", res.headers["content-length"])
+      assert.equal("text/plain", res.headers["content-type"])
+      assert.matches("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT$", res.headers.date)
+      s:close()
+      res, s = exchange(port, get("/nowhere"))
+      assert.equal(404, res.status)
+      s:close()
+    end)
+
+    it("parses the target, query, cookies, headers and form body", function()
+      local body = "f=1&g=%41+b&f=2"
+      local res, s = exchange(port, "POST /echo?a=1&b=x+y&a=2&e=%C3%A9 HTTP/1.1\r\n" ..
+        "Host: 127.0.0.1\r\nCookie: sid=abc; t=\"q\"\r\nCookie: u=1\r\n" ..
+        "X-Multi: one\r\nX-MULTI: two\r\nX-Space:   padded value \t \r\n" ..
+        "Content-Type: application/x-www-form-urlencoded\r\n" ..
+        "Content-Length: " .. #body .. "\r\n\r\n" .. body)
+      s:close()
+      assert.equal(200, res.status)
+      local t = echo_map(res.body)
+      assert.equal("POST", t.method)
+      assert.equal("/echo?a=1&b=x+y&a=2&e=%C3%A9", t.target)
+      assert.equal("/echo", t.path)
+      assert.equal("a=1&b=x+y&a=2&e=%C3%A9", t.query)
+      assert.equal("1.1", t.version)
+      assert.equal("http", t.scheme)
+      assert.matches("^127%.0%.0%.1:%d+$", t.peer)
+      assert.equal(body, t.body)
+      assert.equal("1", t["param.a"])
+      assert.equal("x y", t["param.b"])
+      assert.equal("é", t["param.e"])
+      assert.equal("a=2", t["pair.3"])
+      assert.equal("abc", t["cookie.sid"])
+      assert.equal("q", t["cookie.t"])
+      assert.equal("1", t["cookie.u"])
+      assert.equal("sid=abc; t=\"q\"; u=1", t["header.cookie"])
+      assert.equal("one, two", t["header.x-multi"])
+      assert.equal("padded value", t["header.x-space"])
+      assert.equal("1", t["form.f"])
+      assert.equal("A b", t["form.g"])
+    end)
+
+    it("parses long runs of blanks in linear time", function()
+      local t0 = socket.gettime()
+      local res, s = exchange(port, get("/echo", "X-Blank: a" .. (" "):rep(16000) .. "b \t \r\n" ..
+        "Cookie: c=x" .. (" "):rep(300) .. "y   \r\n"))
+      s:close()
+      assert.equal(200, res.status)
+      local t = echo_map(res.body)
+      assert.equal("a" .. (" "):rep(16000) .. "b", t["header.x-blank"])
+      assert.equal("x" .. (" "):rep(300) .. "y", t["cookie.c"])
+      assert.is_true(socket.gettime() - t0 < 0.5)
+    end)
+
+    it("keeps raw paths undecoded and the query empty when absent", function()
+      local res, s = exchange(port, get("/echo"))
+      s:close()
+      local t = echo_map(res.body)
+      assert.equal("", t.query or "")
+      assert.is_nil(t["param.a"])
+      res, s = exchange(port, get("/raw/a%2Fb%20c/?"))
+      s:close()
+      assert.equal("/raw/a%2Fb%20c/|", res.body)
+    end)
+  end)
+
+  describe("responses", function()
+    it("sets Content-Length to the body size", function()
+      local res, s = exchange(port, get("/big"))
+      assert.equal("100000", res.headers["content-length"])
+      assert.equal(100000, #res.body)
+      s:close()
+    end)
+
+    it("sends repeated headers from pair arrays and map arrays", function()
+      local res, s = exchange(port, get("/cookies"))
+      assert.equal("a=1; Path=/\nb=2; Path=/", res.headers["set-cookie"])
+      s:close()
+      res, s = exchange(port, get("/multi"))
+      assert.equal(201, res.status)
+      assert.equal("c=3\nd=4", res.headers["set-cookie"])
+      assert.equal("42", res.headers["x-num"])
+      assert.equal("abc", res.body)
+      s:close()
+    end)
+
+    it("sends no body for HEAD and 204", function()
+      local s = connect(port)
+      assert(s:send("HEAD /big HTTP/1.1\r\nHost: x\r\n\r\n" .. get("/empty") .. get("/")))
+      local res = assert(read_response(s, true))
+      assert.equal("100000", res.headers["content-length"])
+      res = assert(read_response(s))
+      assert.equal(204, res.status)
+      assert.is_nil(res.headers["content-length"])
+      res = assert(read_response(s))
+      assert.equal("hello", res.body)
+      s:close()
+    end)
+
+    it("escapes HTML with escape_html", function()
+      local res, s = exchange(port, get("/html?%3Cb%3E<i>"))
+      s:close()
+      assert.equal("<p>%3Cb%3E&lt;i&gt;</p>", res.body)
+    end)
+  end)
+
+  describe("connections", function()
+    it("keeps HTTP/1.1 connections alive", function()
+      local s = connect(port)
+      for _ = 1, 3 do
+        assert(s:send(get("/")))
+        local res = assert(read_response(s))
+        assert.equal("hello", res.body)
+        assert.is_nil(res.headers.connection)
+      end
+      s:close()
+    end)
+
+    it("answers pipelined requests in order", function()
+      local s = connect(port)
+      local batch = {}
+      for i = 1, 50 do batch[i] = get("/echo?n=" .. i) end
+      assert(s:send(table.concat(batch) .. "GET /echo?n=last HTTP/1.1\r\nHost: x\r\n" ..
+        "Content-Length: 3\r\n\r\nabc" .. get("/")))
+      for i = 1, 50 do
+        local res = assert(read_response(s))
+        assert.equal(tostring(i), echo_map(res.body)["param.n"])
+      end
+      local res = assert(read_response(s))
+      assert.equal("abc", echo_map(res.body).body)
+      res = assert(read_response(s))
+      assert.equal("hello", res.body)
+      s:close()
+    end)
+
+    it("closes HTTP/1.0 connections unless keep-alive is asked", function()
+      local res, s = exchange(port, "GET / HTTP/1.0\r\n\r\n")
+      assert.equal(200, res.status)
+      assert.equal("close", res.headers.connection)
+      assert.is_true(is_closed(s))
+      s:close()
+      s = connect(port)
+      for _ = 1, 2 do
+        assert(s:send("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"))
+        res = assert(read_response(s))
+        assert.equal("keep-alive", res.headers.connection)
+      end
+      s:close()
+    end)
+
+    it("closes on Connection: close from the client or the handler", function()
+      local res, s = exchange(port, get("/", "Connection: close\r\n"))
+      assert.equal("close", res.headers.connection)
+      assert.is_true(is_closed(s))
+      s:close()
+      res, s = exchange(port, get("/close"))
+      assert.equal("bye", res.body)
+      assert.equal("close", res.headers.connection)
+      assert.is_true(is_closed(s))
+      s:close()
+    end)
+
+    it("answers Expect: 100-continue", function()
+      local s = connect(port)
+      assert(s:send("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n" ..
+        "Content-Length: 5\r\n\r\n"))
+      assert.equal("HTTP/1.1 100 Continue", s:receive("*l"))
+      assert.equal("", s:receive("*l"))
+      assert(s:send("hello"))
+      local res = assert(read_response(s))
+      assert.equal("hello", echo_map(res.body).body)
+      s:close()
+    end)
+
+    it("is not stalled by an idle and a slow-trickle client", function()
+      local idle = connect(port)
+      local slow = connect(port)
+      assert(slow:send("GET /echo?who=slow HTTP/1.1\r\nHo"))
+      for i = 1, 3 do
+        local t0 = socket.gettime()
+        local res, s = exchange(port, get("/"))
+        local dt = socket.gettime() - t0
+        s:close()
+        assert.equal("hello", res.body)
+        assert.is_true(dt < 0.5, "normal request took " .. dt .. " s")
+        assert(slow:send(({"st", ": ", "x"})[i]))
+      end
+      assert(slow:send("\r\n\r\n"))
+      local res = assert(read_response(slow))
+      assert.equal("slow", echo_map(res.body)["param.who"])
+      slow:close()
+      idle:close()
+    end)
+  end)
+
+  describe("handler failures", function()
+    it("turns a handler error into a generic 500 and logs it without request data", function()
+      local res, s = exchange(port, get("/error", "X-Secret: hunter2\r\n"))
+      assert.equal(500, res.status)
+      assert.equal("500 Internal Server Error\n", res.body)
+      assert.is_nil(res.body:find("boom"))
+      assert.is_true(is_closed(s))
+      s:close()
+      local deadline = socket.gettime() + 2
+      local log = read_file(logfile)
+      while not log:find("boom from handler", 1, true) and socket.gettime() < deadline do
+        socket.sleep(0.05)
+        log = read_file(logfile)
+      end
+      assert.matches("handler error: .*boom from handler", log)
+      assert.is_nil(log:find("hunter2", 1, true))
+      assert.is_nil(log:find("/error", 1, true))
+      -- and the server is still there
+      res, s = exchange(port, get("/"))
+      assert.equal(200, res.status)
+      s:close()
+    end)
+
+    it("refuses header injection and invalid answers from a handler with a 500", function()
+      for _, path in ipairs{"/inject", "/inject-name", "/nul", "/badstatus"} do
+        local res, s = exchange(port, get(path))
+        assert.equal(500, res.status, path)
+        assert.is_nil(res.raw:lower():find("evil"), path)
+        assert.is_nil(res.headers["x-bad"], path)
+        assert.is_true(is_closed(s), path)
+        s:close()
+      end
+    end)
+  end)
+
+  describe("refusals", function()
+    local cases = {
+      {"request line too long", get("/" .. ("a"):rep(9000)), 414},
+      {"request line too long, no CRLF yet", "GET /" .. ("a"):rep(9000), 414},
+      {"header section too large", get("/", "X-Big: " .. ("b"):rep(17000) .. "\r\n"), 431},
+      {"too many headers", get("/", ("X-H: 1\r\n"):rep(101)), 431},
+      {"body over max_body", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413},
+      {"garbage request line", "GARBAGE\r\n\r\n", 400},
+      {"HTTP/0.9 request", "GET /\r\n\r\n", 400},
+      {"double space", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"lower-case version", "GET / http/1.1\r\nHost: x\r\n\r\n", 400},
+      {"bad method token", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"header without colon", get("/", "NoColon\r\n"), 400},
+      {"space before colon", get("/", "X-A : 1\r\n"), 400},
+      {"empty header name", get("/", ": 1\r\n"), 400},
+      {"obs-fold (space)", get("/", "X-A: 1\r\n continued\r\n"), 400},
+      {"obs-fold (tab)", get("/", "X-A: 1\r\n\tcontinued\r\n"), 400},
+      {"bare LF in a header", get("/", "X-A: 1\nX-B: 2\r\n"), 400},
+      {"bare CR in a header", get("/", "X-A: 1\rX-B: 2\r\n"), 400},
+      {"control byte in a value", get("/", "X-A: a\1b\r\n"), 400},
+      {"NUL in a value", get("/", "X-A: a\0b\r\n"), 400},
+      {"Transfer-Encoding: chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+        "5\r\nhello\r\n0\r\n\r\n", 501},
+      {"Transfer-Encoding: identity", get("/", "Transfer-Encoding: identity\r\n"), 501},
+      {"Transfer-Encoding with Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n" ..
+        "Transfer-Encoding: chunked\r\n\r\nabc", 501},
+      {"duplicate Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n" ..
+        "Content-Length: 3\r\n\r\nabc", 400},
+      {"Content-Length list", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc", 400},
+      {"negative Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
+      {"signed Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", 400},
+      {"hex Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x3\r\n\r\nabc", 400},
+      {"huge Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " ..
+        ("9"):rep(30) .. "\r\n\r\n", 400},
+      {"duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+      {"HTTP/1.1 without Host", "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 400},
+      {"absolute-form target", "GET http://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400},
+      {"authority-form target", "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400},
+      {"asterisk-form target", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"non-ASCII target", "GET /\195\169 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"control byte in target", "GET /\127 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+      {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505},
+      {"HTTP/10.0", "GET / HTTP/10.0\r\nHost: x\r\n\r\n", 505},
+      {"unknown expectation", "POST / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n" ..
+        "Content-Length: 1\r\n\r\n", 417},
+    }
+    for _, case in ipairs(cases) do
+      it(case[1] .. " -> " .. case[3], function()
+        assert_refused(port, case[2], case[3])
+      end)
+    end
+
+    it("accepts empty lines before the request line", function()
+      local res, s = exchange(port, "\r\n\r\n" .. get("/"))
+      assert.equal(200, res.status)
+      s:close()
+    end)
+
+    it("refuses a too long request line sent slowly", function()
+      local s = connect(port)
+      for _ = 1, 5 do assert(s:send("GET /" .. ("a"):rep(2000))) end
+      local res = assert(read_response(s))
+      assert.equal(414, res.status)
+      assert.is_true(is_closed(s))
+      s:close()
+    end)
+  end)
+
+  describe("under load", function()
+    it("survives 1100 idle connections and still serves", function()
+      local clients = spawn("lua5.4 spec/support/httpd_clients.lua mode=idle count=1100 " ..
+                            "lifetime=60 port=" .. port)
+      finally(function() kill(clients) end)
+      local n = tonumber((clients.line or ""):match("^READY (%d+)"))
+      if not n or n < 1100 then
+        pending("could only open " .. tostring(n) .. " connections (ulimit -n?)")
+        return
+      end
+      local deadline, count = socket.gettime() + 10, 0
+      while count < 1100 and socket.gettime() < deadline do
+        local res, s = exchange(port, get("/conns"))
+        s:close()
+        count = tonumber(res.body)
+        if count < 1100 then socket.sleep(0.05) end
+      end
+      assert.is_true(count >= 1100, "server holds " .. count)
+      local t0 = socket.gettime()
+      local res, s = exchange(port, get("/"))
+      assert.equal("hello", res.body)
+      assert.is_true(socket.gettime() - t0 < 1)
+      s:close()
+      kill(clients)
+      -- the server notices them leave and keeps serving
+      deadline = socket.gettime() + 10
+      repeat
+        res, s = exchange(port, get("/conns"))
+        s:close()
+      until tonumber(res.body) < 10 or socket.gettime() > deadline
+      assert.is_true(tonumber(res.body) < 10)
+    end)
+  end)
+end)
+
+describe("httpd limits", function()
+  it("closes connections beyond max_connections at once", function()
+    local child, port = start_server("max_connections=3")
+    finally(function() kill(child) end)
+    local held = {}
+    for i = 1, 3 do
+      held[i] = connect(port)
+      assert(held[i]:send(get("/")))
+      assert.equal("hello", assert(read_response(held[i])).body)
+    end
+    local extra = connect(port)
+    assert.is_true(is_closed(extra))
+    extra:close()
+    held[1]:close()
+    socket.sleep(0.1)
+    local res, s = exchange(port, get("/conns"))
+    assert.equal("3", res.body)
+    s:close()
+    for i = 2, 3 do held[i]:close() end
+  end)
+
+  it("keeps serving when it runs out of descriptors", function()
+    local child, port = start_server("", nil, 24)
+    finally(function() kill(child) end)
+    local held = {}
+    for i = 1, 40 do held[i] = connect(port) end  -- more than it can accept
+    socket.sleep(0.3)
+    for i = 1, 40 do held[i]:close() end
+    local deadline = socket.gettime() + 5
+    local res
+    repeat                                        -- it recovers once they are gone
+      local s = connect(port)
+      s:settimeout(1)
+      assert(s:send(get("/")))
+      res = read_response(s)
+      s:close()
+    until res or socket.gettime() > deadline
+    assert.is_table(res)
+    assert.equal("hello", res.body)
+  end)
+
+  it("answers 408 to a request not complete in time, closes idle connections", function()
+    local child, port = start_server("request_timeout=0.3 idle_timeout=0.3")
+    finally(function() kill(child) end)
+    -- a partial request gets a 408
+    local s = connect(port)
+    assert(s:send("GET / HTTP/1.1\r\nHost: x\r\n"))
+    local t0 = socket.gettime()
+    local res = assert(read_response(s))
+    assert.equal(408, res.status)
+    assert.is_true(socket.gettime() - t0 < 2)
+    assert.is_true(is_closed(s))
+    s:close()
+    -- a slow body too
+    s = connect(port)
+    assert(s:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"))
+    res = assert(read_response(s))
+    assert.equal(408, res.status)
+    s:close()
+    -- trickling does not extend the deadline
+    s = connect(port)
+    t0 = socket.gettime()
+    local closed = false
+    for _ = 1, 40 do
+      if not s:send("X") then closed = true break end
+      socket.sleep(0.05)
+      s:settimeout(0)
+      local data, err, partial = s:receive("*a")
+      s:settimeout(5)
+      if (data or partial or ""):find("^HTTP/1%.1 408") or err == "closed" then
+        closed = true
+        break
+      end
+    end
+    assert.is_true(closed)
+    assert.is_true(socket.gettime() - t0 < 1.5)
+    s:close()
+    -- an idle keep-alive connection is closed without a response
+    s = connect(port)
+    assert(s:send(get("/")))
+    assert.equal("hello", assert(read_response(s)).body)
+    t0 = socket.gettime()
+    local data, err = s:receive(1)
+    assert.is_nil(data)
+    assert.equal("closed", err)
+    assert.is_true(socket.gettime() - t0 < 2)
+    s:close()
+  end)
+
+  it("serves https when given tls parameters", function()
+    local okssl, ssl = pcall(require, "ssl")
+    local dir = io.popen("sh spec/support/mkcerts.sh 2>/dev/null"):read("l")
+    if not okssl or not dir or not io.open(dir .. "/server.pem") then
+      pending("luasec or openssl missing")
+      return
+    end
+    local child, port = start_server("tls_dir=" .. dir)
+    finally(function()
+      kill(child)
+      os.execute("rm -rf '" .. dir .. "'")
+    end)
+    local s = connect(port)
+    s = assert(ssl.wrap(s, {mode = "client", protocol = "any", verify = "peer",
+                            cafile = dir .. "/ca.pem", options = {"all"}}))
+    s:settimeout(5)
+    assert(s:dohandshake())
+    for _ = 1, 2 do
+      assert(s:send(get("/echo?x=1")))
+      local res = assert(read_response(s))
+      assert.equal(200, res.status)
+      assert.equal("https", echo_map(res.body).scheme)
+    end
+    s:close()
+  end)
+end)

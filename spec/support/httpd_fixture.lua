@@ -1,0 +1,98 @@
+-- httpd_fixture.lua -- the server the httpd spec (and the benchmark) talks to.
+--   lua5.4 spec/support/httpd_fixture.lua [name=value ...]
+-- Options are httpd.new options given as name=value (numbers converted),
+-- plus lifetime=<seconds> (default 120; the process always exits by then) and
+-- tls_dir=<dir> (serve https with DIR/server.pem and DIR/server.key).
+-- Prints "PORT <n>" on stdout once listening, then serves until /stop,
+-- the lifetime ends, or it is killed.
+package.path = "lua/?.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+local httpd = require "smugoauth.httpd"
+local core = require "smugoauth.core"
+
+local opts, lifetime = {}, 120
+for _, a in ipairs(arg) do
+  local k, v = a:match("^([%w_]+)=(.*)$")
+  assert(k, "bad argument: " .. a)
+  if k == "lifetime" then lifetime = tonumber(v)
+  elseif k == "tls_dir" then
+    opts.tls = {mode = "server", protocol = "any", key = v .. "/server.key",
+                certificate = v .. "/server.pem", options = {"all"}}
+  else opts[k] = tonumber(v) or v end
+end
+
+local srv
+local big = string.rep("x", 100000)
+local routes = {
+  ["/"] = function() return 200, {["Content-Type"] = "text/plain"}, "hello" end,
+  ["/echo"] = function(req)
+    local t = {}
+    t[#t + 1] = "method=" .. req.method
+    t[#t + 1] = "target=" .. req.target
+    t[#t + 1] = "path=" .. req.path
+    t[#t + 1] = "query=" .. req.query
+    t[#t + 1] = "version=" .. req.version
+    t[#t + 1] = "scheme=" .. req.scheme
+    t[#t + 1] = "peer=" .. req.peer
+    t[#t + 1] = "body=" .. req.body
+    local names = {}
+    for k in pairs(req.params) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do t[#t + 1] = "param." .. k .. "=" .. req.params[k] end
+    for i, p in ipairs(req.params_list) do t[#t + 1] = "pair." .. i .. "=" .. p[1] .. "=" .. p[2] end
+    names = {}
+    for k in pairs(req.cookies) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do t[#t + 1] = "cookie." .. k .. "=" .. req.cookies[k] end
+    local form = req:form()
+    names = {}
+    for k in pairs(form) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do t[#t + 1] = "form." .. k .. "=" .. form[k] end
+    names = {}
+    for k in pairs(req.headers) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do t[#t + 1] = "header." .. k .. "=" .. req.headers[k] end
+    return 200, {["Content-Type"] = "text/plain"}, table.concat(t, "\n") .. "\n"
+  end,
+  ["/cookies"] = function()
+    return 200, {{"Set-Cookie", "a=1; Path=/"}, {"Set-Cookie", "b=2; Path=/"},
+                 {"Content-Type", "text/plain"}}, "two cookies"
+  end,
+  ["/multi"] = function()
+    return 201, {["Set-Cookie"] = {"c=3", "d=4"}, ["X-Num"] = 42}, {"a", "b", "c"}
+  end,
+  ["/empty"] = function() return 204, {}, "" end,
+  ["/big"] = function() return 200, nil, big end,
+  ["/error"] = function() error("boom from handler") end,
+  ["/inject"] = function() return 200, {["X-Bad"] = "a\r\nSet-Cookie: evil=1"}, "no" end,
+  ["/inject-name"] = function() return 200, {{"X-Bad\r\nEvil", "1"}}, "no" end,
+  ["/nul"] = function() return 200, {["X-Bad"] = "a\0b"}, "no" end,
+  ["/badstatus"] = function() return "200", {}, "no" end,
+  ["/close"] = function() return 200, {Connection = "close"}, "bye" end,
+  ["/html"] = function(req)
+    return 200, {["Content-Type"] = "text/html"}, "<p>" .. httpd.escape_html(req.query) .. "</p>"
+  end,
+  ["/stop"] = function() srv:stop() return 200, {}, "stopping" end,
+  ["/conns"] = function() return 200, {}, tostring(srv:connections()) end,
+}
+
+opts.handler = function(req)
+  if req.path:sub(1, 5) == "/raw/" then return 200, {}, req.path .. "|" .. req.query end
+  local route = routes[req.path]
+  if not route then return 404, {["Content-Type"] = "text/plain"}, "not found\n" end
+  return route(req)
+end
+local err
+srv, err = httpd.new(opts)
+if not srv then
+  io.stderr:write("fixture: ", tostring(err), "\n")
+  os.exit(1)
+end
+io.stdout:write("PORT ", srv.port, "\n")
+io.stdout:flush()
+local deadline = core.monotime() + lifetime
+while not srv.stopped and core.monotime() < deadline do
+  assert(srv:step(0.25))
+end
+srv:close()
