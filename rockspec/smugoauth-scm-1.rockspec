@@ -52,6 +52,7 @@ build = {
     ["smugoauth.sandbox"] = "lua/smugoauth/sandbox.lua",
     ["smugoauth.trace"] = "lua/smugoauth/trace.lua",
     ["smugoauth.util"] = "lua/smugoauth/util.lua",
+    ["smugoauth.webapp"] = "lua/smugoauth/webapp.lua",
   },
   install = { bin = { smugoauth = "bin/smugoauth" } },
 }

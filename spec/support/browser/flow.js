@@ -40,40 +40,6 @@ function parseArgs(argv) {
   return o;
 }
 
-// The sandbox's approve page says `form-action 'self'`, which (CSP Level 3,
-// enforced by Chromium) also covers the redirect that follows the form post,
-// so the browser refuses to follow Approve's 302 back to our callback. A real
-// provider allows it. Until the sandbox lists the callback origin, the flow
-// adds it to that page's form-action (only there, only when missing) and says
-// so in the report (`provider_csp_shim`). The web app's own pages are untouched.
-
-// The form-action directive of a CSP when it would block a post that
-// redirects to webOrigin, else null.
-function blockingFormAction(csp, webOrigin) {
-  const fa = csp && /(?:^|;)\s*form-action([^;]*)/i.exec(csp);
-  if (!fa) return null;
-  const ok = fa[1].trim().split(/\s+/).some((s) => s === '*' || s === webOrigin || s === 'http:');
-  return ok ? null : fa[0];
-}
-
-// Route the provider's approve page (a navigation that is not a redirect:
-// Playwright does not route redirected requests) and widen its form-action.
-async function shimProviderCsp(context, webOrigin, report) {
-  await context.route((u) => u.origin !== webOrigin && u.pathname === '/services/oauth/1.0a/authorize',
-    async (route) => {
-      if (route.request().method() !== 'GET') return route.continue();
-      const resp = await route.fetch({ maxRedirects: 0 });
-      const headers = resp.headers();
-      const csp = headers['content-security-policy'];
-      const fa = blockingFormAction(csp, webOrigin);
-      if (fa) {
-        headers['content-security-policy'] = csp.replace(fa, `${fa} ${webOrigin}`);
-        report.provider_csp_shim = `added ${webOrigin} to the provider page's ${fa.replace(/^;\s*/, '')}`;
-      }
-      return route.fulfill({ response: resp, headers });
-    });
-}
-
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const report = { ok: false, steps: [], console: [] };
@@ -88,9 +54,6 @@ async function main() {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1000, height: 900 },
     });
-    const webOrigin = new URL(opts.url).origin;
-    report.provider_csp_shim = null;
-    await shimProviderCsp(context, webOrigin, report);
     page = context.pages()[0] || await context.newPage();
     page.setDefaultTimeout(20000);
     page.on('console', (m) => report.console.push(`${m.type()}: ${m.text()}`));
@@ -104,10 +67,6 @@ async function main() {
     // Authorize -> /authorize -> 302 -> the provider's approve page
     [res] = await Promise.all([page.waitForNavigation(), authorize.click()]);
     step('authorize', res);
-    if (res && blockingFormAction(res.headers()['content-security-policy'], webOrigin)) {
-      res = await page.reload();              // now through the route above
-      step('approve page, provider CSP widened', res);
-    }
     const approve = page.locator('#approve');
     await approve.waitFor();
     report.approve_page = page.url();
