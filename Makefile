@@ -95,7 +95,8 @@ rock-check: deps
 	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;;" \
 	  LUA_CPATH="$(CURDIR)/$(BUILD)/rocktree/lib/lua/5.4/?.so;;" \
 	  $(LUA) -e 'local s = require "smugoauth"; assert(package.searchpath("smugoauth.core", package.cpath):find("rocktree")); print("rockspec: installed " .. s._VERSION .. ", loads")'
-	$(BUILD)/rocktree/bin/smugoauth --version
+	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;;" \
+	  LUA_CPATH="$(CURDIR)/$(BUILD)/rocktree/lib/lua/5.4/?.so;;" $(CURDIR)/$(BUILD)/rocktree/bin/smugoauth --version
 
 # The web flow (examples/web.lua) on 127.0.0.1:8090 (WEB_ARGS="--port N" to change).
 web: all
