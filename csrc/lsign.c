@@ -366,32 +366,24 @@ static void run_sign(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
   r->siglen = st->out.len;
 
   /* Authorization header after the signature in out */
-  so_buf_add(&st->out, "OAuth ", 6);
-  if (r->realm) {    /* an RFC 2617 quoted-string, as oauthlib writes it */
-    size_t k;
-    so_buf_add(&st->out, "realm=\"", 7);
-    for (k = 0; k < r->realm_len; k++) {
-      unsigned char c = (unsigned char)r->realm[k];
-      if (c < 0x20 || c == 0x7f) {
-        scratch_reset(st);
-        luaL_error(L, "bad option 'realm' (control characters are not allowed)");
-      }
-      if (c == '"' || c == '\\') so_buf_addc(&st->out, '\\');
-      so_buf_addc(&st->out, (char)c);
+  {
+    so_hdr_param hp[10];
+    st->tmp.len = 0;
+    so_pct_encode(&st->tmp, st->out.p, r->siglen);
+    check_oom(L, st);
+    for (i = 0; i < no; i++) {
+      hp[i].name = op[i].name;
+      hp[i].value = st->ps.arena.p + op[i].at.v;
+      hp[i].value_len = op[i].at.vl;
     }
-    so_buf_add(&st->out, "\", ", 3);
+    hp[no].name = "oauth_signature";
+    hp[no].value = st->tmp.p;
+    hp[no].value_len = st->tmp.len;
+    if (so_auth_header(&st->out, r->realm, r->realm_len, hp, (size_t)no + 1) != 0) {
+      scratch_reset(st);
+      luaL_error(L, "bad option 'realm' (control characters are not allowed)");
+    }
   }
-  for (i = 0; i < no; i++) {
-    so_buf_adds(&st->out, op[i].name);
-    so_buf_add(&st->out, "=\"", 2);
-    so_buf_add(&st->out, st->ps.arena.p + op[i].at.v, op[i].at.vl);
-    so_buf_add(&st->out, "\", ", 3);
-  }
-  so_buf_add(&st->out, "oauth_signature=\"", 17);
-  st->tmp.len = 0;
-  so_pct_encode(&st->tmp, st->out.p, r->siglen);
-  so_buf_add(&st->out, st->tmp.p, st->tmp.len);
-  so_buf_addc(&st->out, '"');
   check_oom(L, st);
 }
 

@@ -244,3 +244,31 @@ void so_params_normalized_enc(so_buf *b, const so_params *ps, const char *skip) 
     so_pct_reencode(b, it->vp, it->vl);
   }
 }
+
+/* ------------------------------------------------- Authorization header */
+
+int so_auth_header(so_buf *out, const char *realm, size_t realm_len,
+                   const so_hdr_param *ps, size_t n) {
+  size_t i, k;
+  if (realm != NULL)
+    for (k = 0; k < realm_len; k++)
+      if ((unsigned char)realm[k] < 0x20 || realm[k] == 0x7f) return -1;
+  so_buf_add(out, "OAuth ", 6);
+  if (realm != NULL) {
+    so_buf_add(out, "realm=\"", 7);
+    for (k = 0; k < realm_len; k++) {
+      if (realm[k] == '"' || realm[k] == '\\') so_buf_addc(out, '\\');
+      so_buf_addc(out, realm[k]);
+    }
+    so_buf_addc(out, '"');
+    if (n > 0) so_buf_add(out, ", ", 2);
+  }
+  for (i = 0; i < n; i++) {
+    so_buf_adds(out, ps[i].name);
+    so_buf_add(out, "=\"", 2);
+    so_buf_add(out, ps[i].value, ps[i].value_len);
+    so_buf_addc(out, '"');
+    if (i + 1 < n) so_buf_add(out, ", ", 2);
+  }
+  return 0;
+}

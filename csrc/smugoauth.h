@@ -112,6 +112,18 @@ void so_params_sort(so_params *ps);
 /* append the normalized parameter string, itself percent-encoded */
 void so_params_normalized_enc(so_buf *b, const so_params *ps, const char *skip);
 
+/* One Authorization header parameter; the value is already percent-encoded. */
+typedef struct so_hdr_param {
+  const char *name, *value;
+  size_t value_len;
+} so_hdr_param;
+
+/* Append `OAuth [realm="..."], name="value", ...` (RFC 5849 3.5.1); realm
+ * (may be NULL) is written as an RFC 2617 quoted-string. Returns 0, or -1
+ * when realm holds a control character (nothing is appended then). */
+int so_auth_header(so_buf *out, const char *realm, size_t realm_len,
+                   const so_hdr_param *ps, size_t n);
+
 /* Parse a form string calling fn for each decoded name/value pair.
  * Used by the token-response parser; returns the number of pairs. */
 typedef void (*so_form_fn)(void *ud, const char *n, size_t nl, const char *v, size_t vl);
