@@ -72,9 +72,21 @@ $(BUILD)/bench/hmac_floor: bench/hmac_floor.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARN) $< -o $@ $(PKG_CFLAGS) -lcrypto
 
-# Side-by-side benchmarks (one run each; figures printed as ratios).
-bench: deps all $(BUILD)/bench/hmac_floor
-	$(LUA) bench/sign.lua $(BENCH_SECONDS)
+$(BUILD)/bench/fastserver: bench/support/fastserver.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -D_GNU_SOURCE -O2 $(WARN) $< -o $@
+
+# Side-by-side benchmarks, one run each; every figure is also recorded and
+# bench/report.lua writes bench/out/report.md and bench/out/report.png.
+BENCH_OUT = bench/out/results.jsonl
+bench: deps all $(BUILD)/bench/hmac_floor $(BUILD)/bench/fastserver
+	@mkdir -p bench/out && rm -f $(BENCH_OUT)
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/sign.lua $(BENCH_SECONDS)
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/http.lua $(BENCH_SECONDS)
+	BENCH_OUT=$(BENCH_OUT) BENCH_PLACEMENT=same $(LUA) bench/http.lua $(BENCH_SECONDS)
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/many.lua
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/upload.lua
+	$(LUA) bench/report.lua $(BENCH_OUT) bench/out
 
 # The console flow end to end against the local sandbox (no input needed).
 demo: deps all

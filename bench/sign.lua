@@ -4,7 +4,9 @@
 -- usage: lua5.4 bench/sign.lua [seconds-per-contender]
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
+package.path = "bench/?.lua;" .. package.path
 local smugoauth = require "smugoauth"
+local record = require("record").record
 
 local SECONDS = tonumber(arg[1]) or 2
 local URL = "https://api.smugmug.com/api/v2/user/cmac!albums?start=1&count=100&_expand=HighlightImage"
@@ -74,3 +76,16 @@ print(string.format("ratio floor/smugoauth: %.2fx (target <= 5x); sign{}: %.2fx"
   floor / r_signer, floor / r_sign))
 print(string.format("memory over %d signatures: Lua heap %.0f KB -> %.0f KB, RSS %d KB -> %d KB",
   million, kb0, kb1, rss0, rss1))
+
+record { bench = "sign", what = "signatures/s (Signer:authorization)", ours = r_signer, alt = oauthlib,
+         alt_name = "python3-oauthlib", floor = floor, floor_name = "C HMAC-SHA1+base64",
+         ratio = r_signer / oauthlib, ratio_desc = "ours/oauthlib", target = ">= 100",
+         ok = r_signer / oauthlib >= 100 }
+record { bench = "sign", what = "floor/ours", ours = r_signer, floor = floor,
+         floor_name = "C HMAC-SHA1+base64", ratio = floor / r_signer, ratio_desc = "floor/ours",
+         target = "<= 5", ok = floor / r_signer <= 5 }
+record { bench = "sign", what = "signatures/s (sign{} full table)", ours = r_sign, alt = oauthlib,
+         alt_name = "python3-oauthlib", ratio = r_sign / oauthlib, ratio_desc = "ours/oauthlib" }
+record { bench = "sign", what = "Lua heap KB after 1e6 signatures", ours = kb1, alt = kb0,
+         alt_name = "before", ratio = kb1 / kb0, ratio_desc = "after/before", target = "flat",
+         ok = kb1 <= kb0 * 1.1 + 64 }

@@ -611,16 +611,20 @@ static void signer_req(lua_State *L, signer_obj *o, sign_req *r) {
   r->sigmethod = o->sigmethod;
 }
 
-/* signer:authorization(method, url [, params]) -> "OAuth ..." header value */
+/* signer:authorization(method, url [, params [, want_base]]) -> "OAuth ..."
+ * header value [, base string when want_base is true] */
 static int l_signer_authorization(lua_State *L) {
   sign_state *st = get_state(L);
   signer_obj *o = check_signer(L);
+  int want_base = lua_toboolean(L, 5);
   sign_req r;
   signer_req(L, o, &r);
   fresh_nonce_ts(L, st, &r);
   run_sign(L, st, o->sg, &r, o->key, o->key_len);
   lua_pushlstring(L, st->out.p + r.siglen, st->out.len - r.siglen);
-  return 1;
+  if (!want_base) return 1;
+  lua_pushlstring(L, st->base.p, st->base.len);
+  return 2;
 }
 
 /* signer:sign(method, url [, params]) -> the same table as sign() */

@@ -40,7 +40,8 @@ M.parse_form = core.parse_form
 --- A signer object for one set of credentials (the keyed MAC state is kept
 -- between calls): `smugoauth.signer{consumer_key=, consumer_secret=, token=,
 -- token_secret=, signature_method=, rsa_key=, realm=, version=}` with
--- `s:authorization(method, url [, params])` -> "OAuth ..." and
+-- `s:authorization(method, url [, params [, true]])` -> "OAuth ..." (and the
+-- base string when the fourth argument is true), and
 -- `s:sign(method, url [, params])` -> the same table as `sign`.
 -- @function signer
 M.signer = core.signer

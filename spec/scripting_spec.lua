@@ -177,6 +177,19 @@ describe("scripting the API", function()
     assert.equal(md5, listed[#listed].MD5)
   end)
 
+  it("uploads with a known MD5 (no hashing pass); a wrong one is refused by the server", function()
+    local data = core.random_bytes(50000)
+    local md5 = core.digest("md5", data)
+    local hex = md5:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end)
+    assert(api:upload { album = "/api/v2/album/K0004", data = data, md5 = hex })
+    assert(api:upload { album = "/api/v2/album/K0004", data = data, md5 = core.b64encode(md5) })
+    local res, err = api:upload { album = "/api/v2/album/K0004", data = data, md5 = string.rep("0", 32) }
+    assert.is_nil(res)
+    assert.equal("api", err.code)
+    assert.matches("Content%-MD5 mismatch", err.message)
+    assert.has_error(function() api:upload { album = "/api/v2/album/K0004", data = data, md5 = "xyz" } end)
+  end)
+
   it("upload failures: stat fail, missing file, misuse", function()
     local res, err = api:upload { album = "/api/v2/album/NOPE", data = "x", filename = "a.jpg" }
     assert.is_nil(res)

@@ -398,12 +398,12 @@ end
 -- Sign a prepared request afresh (new nonce and timestamp) into the request
 -- table the C client takes.
 function Session:_signed(p)
-  local r = self.signer:sign(p.method, p.url, p.params)
-  local headers = { "Authorization: " .. r.authorization }
+  local auth, base_string = self.signer:authorization(p.method, p.url, p.params, true)
+  local headers = { "Authorization: " .. auth }
   for i = 1, #p.headers do headers[i + 1] = p.headers[i] end
   return { method = p.method, url = p.url, headers = headers, body = p.body,
            body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout },
-         r.base_string
+         base_string
 end
 
 -- Turn a raw C result into a response or an error.
@@ -564,7 +564,18 @@ local UPLOAD_OPTS = {
   album = "string", file = "string", data = "string", filename = "string", title = "string",
   caption = "string", keywords = "table string", replace = "string", content_type = "string",
   on_progress = "function", hidden = "boolean", timeout = "number", retry = "table boolean",
+  md5 = "string",
 }
+
+-- A caller-supplied MD5 (32 hex digits or base64) as raw bytes, or raise.
+local function raw_md5(v)
+  if #v == 32 and v:match("^%x+$") then
+    return (v:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+  end
+  local raw = core.b64decode(v)
+  if raw and #raw == 16 then return raw end
+  error("upload: md5 must be 32 hex digits or the base64 of 16 bytes", 4)
+end
 
 local function header_value(name, v)
   v = tostring(v)
@@ -577,7 +588,8 @@ end
 -- read whole) or data (a string), filename (default: the file's name),
 -- title, caption, keywords (array or string), replace (an image URI to
 -- replace), content_type (default: from the extension), hidden,
--- on_progress(sent, total), timeout, retry (off unless given).
+-- md5 (the file's MD5, hex or base64, when already known: skips the hashing
+-- pass), on_progress(sent, total), timeout, retry (off unless given).
 -- Returns the response (its JSON holds Image.ImageUri...) or nil, err.
 -- A non-2xx status and a 200 with "stat": "fail" are both errors.
 function Session:upload(o)
@@ -587,7 +599,16 @@ function Session:upload(o)
   end
   if (o.file == nil) == (o.data == nil) then error("upload: give exactly one of file or data", 2) end
   local md5, size
-  if o.file then
+  if o.md5 then                 -- known already (e.g. from a sync): no hashing pass
+    md5 = raw_md5(o.md5)
+    if o.file then
+      local mode, _, fsize = core.file_mode(o.file)
+      if not mode then return nil, errors.new("io", tostring(fsize or "cannot stat"), { path = o.file }) end
+      size = fsize
+    else
+      size = #o.data
+    end
+  elseif o.file then
     md5, size = core.digest_file("md5", o.file)
     if not md5 then return nil, errors.new("io", tostring(size), { path = o.file }) end
   else
