@@ -33,7 +33,7 @@ MODULE := $(BUILD)/smugoauth/core.so
 
 all: $(MODULE)
 
-$(BUILD)/obj/%.o: csrc/%.c csrc/smugoauth.h csrc/lcore.h
+$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -9,40 +9,34 @@
 
 #include <openssl/crypto.h>
 
-#include "lcore.h"
+#include "lsign.h"
 
 #define STATE_MT "smugoauth.SignState"
 
-typedef struct sign_state {
-  so_params ps;
-  so_buf base, out, key, tmp;
-  so_signer *signer;
-  so_rand rnd;
-} sign_state;
 
-static sign_state *get_state(lua_State *L) {
+sign_state *so_sign_state(lua_State *L) {
   return (sign_state *)lua_touserdata(L, lua_upvalueindex(1));
 }
 
 /* Reset the scratch space (not the key). */
-static void scratch_reset(sign_state *st) {
+void so_sign_scratch_reset(sign_state *st) {
   so_params_reset(&st->ps);
   st->base.len = st->out.len = st->tmp.len = 0;
   st->base.oom = st->out.oom = st->tmp.oom = 0;
 }
 
 /* Reset everything; wipe the key buffer, which held secrets. */
-static void state_reset(sign_state *st) {
+void so_sign_reset(sign_state *st) {
   if (st->key.p) OPENSSL_cleanse(st->key.p, st->key.cap);
   st->key.len = 0;
   st->key.oom = 0;
-  scratch_reset(st);
+  so_sign_scratch_reset(st);
 }
 
 static int state_gc(lua_State *L) {
   sign_state *st = luaL_checkudata(L, 1, STATE_MT);
   if (st->signer != NULL) {
-    state_reset(st);
+    so_sign_reset(st);
     so_params_free(&st->ps);
     so_buf_free(&st->base);
     so_buf_free(&st->out);
@@ -55,9 +49,9 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
-static void check_oom(lua_State *L, sign_state *st) {
+void so_sign_check_oom(lua_State *L, sign_state *st) {
   if (st->ps.oom || st->base.oom || st->out.oom || st->key.oom || st->tmp.oom) {
-    state_reset(st);
+    so_sign_reset(st);
     luaL_error(L, "not enough memory");
   }
 }
@@ -177,7 +171,7 @@ static void build_base(lua_State *L, sign_state *st, const char *m, size_t ml,
   so_buf_addc(&st->base, '&');
   so_params_sort(&st->ps);
   so_params_normalized_enc(&st->base, &st->ps, "oauth_signature");
-  check_oom(L, st);
+  so_sign_check_oom(L, st);
 }
 
 static void parse_url(lua_State *L, so_url *u, const char *url, size_t n) {
@@ -187,13 +181,13 @@ static void parse_url(lua_State *L, so_url *u, const char *url, size_t n) {
 
 /* base_string(method, url [, params]) -> the signature base string */
 static int l_base_string(lua_State *L) {
-  sign_state *st = get_state(L);
+  sign_state *st = so_sign_state(L);
   size_t ml, ul;
   const char *m = luaL_checklstring(L, 1, &ml);
   const char *url = luaL_checklstring(L, 2, &ul);
   so_url u;
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  state_reset(st);
+  so_sign_reset(st);
   parse_url(L, &u, url, ul);
   if (u.query) so_params_add_form(&st->ps, u.query, u.query_len);
   if (!lua_isnoneornil(L, 3)) add_param_table(L, st, 3);
@@ -204,28 +198,23 @@ static int l_base_string(lua_State *L) {
 
 /* ---------------------------------------------------------------- sign */
 
-enum {
-  F_METHOD, F_URL, F_PARAMS, F_CKEY, F_CSECRET, F_TOKEN, F_TSECRET, F_SIGMETHOD,
-  F_RSAKEY, F_CALLBACK, F_VERIFIER, F_REALM, F_NONCE, F_TIMESTAMP, F_VERSION, F_COUNT
-};
 
-static const char *const field_names[F_COUNT] = {
+const char *const so_sign_field_names[F_COUNT] = {
   "method", "url", "params", "consumer_key", "consumer_secret", "token", "token_secret",
   "signature_method", "rsa_key", "callback", "verifier", "realm", "nonce", "timestamp",
   "version"
 };
 
-typedef struct sstr { const char *s; size_t n; int set; } sstr;
 
 static int field_index(const char *k, size_t n) {
   int i;
   for (i = 0; i < F_COUNT; i++)
-    if (strlen(field_names[i]) == n && memcmp(field_names[i], k, n) == 0) return i;
+    if (strlen(so_sign_field_names[i]) == n && memcmp(so_sign_field_names[i], k, n) == 0) return i;
   return -1;
 }
 
 /* Read the options table at 1 into f[]; unknown keys and wrong types raise. */
-static void read_fields(lua_State *L, sstr *f, char *tsbuf, int *version_off) {
+void so_sign_read_fields(lua_State *L, sstr *f, char *tsbuf, int *version_off) {
   memset(f, 0, sizeof(sstr) * F_COUNT);
   *version_off = 0;
   lua_pushnil(L);
@@ -262,7 +251,7 @@ static void read_fields(lua_State *L, sstr *f, char *tsbuf, int *version_off) {
   }
 }
 
-static int sig_method(lua_State *L, const sstr *f) {
+int so_sign_method(lua_State *L, const sstr *f) {
   int i;
   if (!f->set) return SO_HMAC_SHA1;
   for (i = 0; so_method_names[i] != NULL; i++)
@@ -271,34 +260,10 @@ static int sig_method(lua_State *L, const sstr *f) {
   return luaL_error(L, "bad option 'signature_method' (unknown method '%s')", f->s);
 }
 
-/* One oauth_* parameter: its value, and the value encoded when known. */
-typedef struct oparam {
-  const char *name, *v, *ev;
-  size_t vl, evl;
-  so_pair at;
-} oparam;
 
-/* Everything one signature needs, as pointers into Lua strings or C memory
- * that outlive the call. */
-typedef struct sign_req {
-  const char *method, *url, *ckey, *token, *pem, *callback, *verifier, *realm, *version;
-  size_t method_len, url_len, ckey_len, token_len, pem_len, callback_len, verifier_len,
-         realm_len, version_len;
-  const char *ckey_enc, *token_enc;       /* pre-encoded, or NULL */
-  size_t ckey_enc_len, token_enc_len;
-  int nonce_safe;                         /* nonce made here: hex, needs no encoding */
-  int params_idx;               /* stack index of the params table, or 0 */
-  int sigmethod, version_off;
-  const char *nonce, *ts;
-  size_t nonce_len, ts_len;
-  char tsbuf[24], noncebuf[33];
-  oparam op[9];
-  int nop;
-  size_t siglen;                /* out: signature is st->out[0, siglen) */
-} sign_req;
 
 /* Fill in the nonce and timestamp when the caller gave none. */
-static void fresh_nonce_ts(lua_State *L, sign_state *st, sign_req *r) {
+void so_sign_fresh(lua_State *L, sign_state *st, sign_req *r) {
   if (r->ts == NULL) {
     char tmp[24];
     size_t k = 0, j;
@@ -322,7 +287,7 @@ static void fresh_nonce_ts(lua_State *L, sign_state *st, sign_req *r) {
 
 /* The engine: base string into st->base, then in st->out the signature
  * followed by the Authorization header; st->tmp holds enc(signature). */
-static void run_sign(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
+void so_sign_run(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
                      const char *key, size_t keylen) {
   so_url u;
   oparam *op = r->op;
@@ -331,7 +296,7 @@ static void run_sign(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
   const char *err;
   const char *mname = so_method_names[r->sigmethod];
 
-  scratch_reset(st);
+  so_sign_scratch_reset(st);
   parse_url(L, &u, r->url, r->url_len);
   if (u.query) so_params_add_form(&st->ps, u.query, u.query_len);
   if (r->params_idx) add_param_table(L, st, r->params_idx);
@@ -359,10 +324,10 @@ static void run_sign(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
   err = so_signer_sign(sg, r->sigmethod, key, keylen, r->pem, r->pem_len,
                        st->base.p, st->base.len, &st->out, errbuf, sizeof errbuf);
   if (err != NULL) {
-    state_reset(st);
+    so_sign_reset(st);
     luaL_error(L, "%s", err);
   }
-  check_oom(L, st);
+  so_sign_check_oom(L, st);
   r->siglen = st->out.len;
 
   /* Authorization header after the signature in out */
@@ -370,7 +335,7 @@ static void run_sign(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
     so_hdr_param hp[10];
     st->tmp.len = 0;
     so_pct_encode(&st->tmp, st->out.p, r->siglen);
-    check_oom(L, st);
+    so_sign_check_oom(L, st);
     for (i = 0; i < no; i++) {
       hp[i].name = op[i].name;
       hp[i].value = st->ps.arena.p + op[i].at.v;
@@ -380,15 +345,15 @@ static void run_sign(lua_State *L, sign_state *st, so_signer *sg, sign_req *r,
     hp[no].value = st->tmp.p;
     hp[no].value_len = st->tmp.len;
     if (so_auth_header(&st->out, r->realm, r->realm_len, hp, (size_t)no + 1) != 0) {
-      scratch_reset(st);
+      so_sign_scratch_reset(st);
       luaL_error(L, "bad option 'realm' (control characters are not allowed)");
     }
   }
-  check_oom(L, st);
+  so_sign_check_oom(L, st);
 }
 
-/* Push the full result table of a signature made by run_sign. */
-static void push_result(lua_State *L, sign_state *st, const sign_req *r) {
+/* Push the full result table of a signature made by so_sign_run. */
+void so_sign_push_result(lua_State *L, sign_state *st, const sign_req *r) {
   int i, no = r->nop;
   const oparam *op = r->op;
   luaL_Buffer b;
@@ -442,17 +407,17 @@ static void check_ts(lua_State *L, const char *s, size_t n) {
 
 /* sign(opts) -> { signature, base_string, authorization, query, oauth, nonce, timestamp } */
 static int l_sign(lua_State *L) {
-  sign_state *st = get_state(L);
+  sign_state *st = so_sign_state(L);
   sstr f[F_COUNT];
   sign_req r;
   char tsbuf[24];
 
   luaL_checktype(L, 1, LUA_TTABLE);
   memset(&r, 0, sizeof r);
-  read_fields(L, f, tsbuf, &r.version_off);
+  so_sign_read_fields(L, f, tsbuf, &r.version_off);
   if (!f[F_URL].set) luaL_error(L, "missing option 'url'");
   if (!f[F_CKEY].set) luaL_error(L, "missing option 'consumer_key'");
-  r.sigmethod = sig_method(L, &f[F_SIGMETHOD]);
+  r.sigmethod = so_sign_method(L, &f[F_SIGMETHOD]);
   if (r.sigmethod == SO_RSA_SHA1 && !f[F_RSAKEY].set)
     luaL_error(L, "signature_method RSA-SHA1 needs option 'rsa_key' (a PEM private key)");
 #define TAKE(field, F) do { if (f[F].set) { r.field = f[F].s; r.field##_len = f[F].n; } } while (0)
@@ -462,221 +427,26 @@ static int l_sign(lua_State *L) {
 #undef TAKE
   if (r.ts) check_ts(L, r.ts, r.ts_len);
   if (r.nonce && r.nonce_len == 0) luaL_error(L, "bad option 'nonce' (empty)");
-  fresh_nonce_ts(L, st, &r);
+  so_sign_fresh(L, st, &r);
   if (f[F_PARAMS].set) {
     lua_getfield(L, 1, "params");
     r.params_idx = lua_gettop(L);
   }
   /* key = enc(consumer_secret) & enc(token_secret) */
-  state_reset(st);
+  so_sign_reset(st);
   if (f[F_CSECRET].set) so_pct_encode(&st->key, f[F_CSECRET].s, f[F_CSECRET].n);
   so_buf_addc(&st->key, '&');
   if (f[F_TSECRET].set) so_pct_encode(&st->key, f[F_TSECRET].s, f[F_TSECRET].n);
-  check_oom(L, st);
-  run_sign(L, st, st->signer, &r, st->key.p, st->key.len);
+  so_sign_check_oom(L, st);
+  so_sign_run(L, st, st->signer, &r, st->key.p, st->key.len);
   OPENSSL_cleanse(st->key.p, st->key.len);
-  push_result(L, st, &r);
+  so_sign_push_result(L, st, &r);
   return 1;
-}
-
-/* ------------------------------------------------------ Signer object */
-
-#define SIGNER_MT "smugoauth.Signer"
-
-/* Credentials held in C memory (wiped on close) and a MAC context keyed
- * once with them: what an API session signs every request with. */
-typedef struct signer_obj {
-  so_signer *sg;
-  char *ckey, *token, *key, *pem, *realm, *version, *ckey_enc, *token_enc;
-  size_t ckey_len, token_len, key_len, pem_len, realm_len, version_len, ckey_enc_len,
-         token_enc_len;
-  int sigmethod, version_off;
-} signer_obj;
-
-static void wipe(char **p, size_t *n) {
-  if (*p != NULL) {
-    OPENSSL_cleanse(*p, *n);
-    free(*p);
-  }
-  *p = NULL;
-  *n = 0;
-}
-
-/* close(), __gc and __close: free and mark closed; idempotent. */
-static int signer_close(lua_State *L) {
-  signer_obj *o = luaL_checkudata(L, 1, SIGNER_MT);
-  so_signer_free(o->sg);
-  o->sg = NULL;
-  wipe(&o->ckey, &o->ckey_len);
-  wipe(&o->token, &o->token_len);
-  wipe(&o->key, &o->key_len);
-  wipe(&o->pem, &o->pem_len);
-  wipe(&o->realm, &o->realm_len);
-  wipe(&o->version, &o->version_len);
-  wipe(&o->ckey_enc, &o->ckey_enc_len);
-  wipe(&o->token_enc, &o->token_enc_len);
-  return 0;
-}
-
-static signer_obj *check_signer(lua_State *L) {
-  signer_obj *o = luaL_checkudata(L, 1, SIGNER_MT);
-  if (o->sg == NULL) luaL_error(L, "attempt to use a closed smugoauth.Signer");
-  return o;
-}
-
-static char *dup_field(lua_State *L, const sstr *f, size_t *len) {
-  char *p;
-  *len = 0;
-  if (!f->set) return NULL;
-  if ((p = malloc(f->n + 1)) == NULL) luaL_error(L, "not enough memory");
-  memcpy(p, f->s, f->n);
-  p[f->n] = '\0';
-  *len = f->n;
-  return p;
-}
-
-/* signer{consumer_key=, consumer_secret=, token=, token_secret=,
- *        signature_method=, rsa_key=, realm=, version=} -> Signer */
-static int l_signer(lua_State *L) {
-  sign_state *st = get_state(L);
-  sstr f[F_COUNT];
-  char tsbuf[24];
-  int version_off, i;
-  signer_obj *o;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  read_fields(L, f, tsbuf, &version_off);
-  for (i = 0; i < F_COUNT; i++) {
-    if (f[i].set && (i == F_METHOD || i == F_URL || i == F_PARAMS || i == F_CALLBACK ||
-                     i == F_VERIFIER || i == F_NONCE || i == F_TIMESTAMP))
-      luaL_error(L, "option '%s' belongs to a request, not to a signer", field_names[i]);
-  }
-  if (!f[F_CKEY].set) luaL_error(L, "missing option 'consumer_key'");
-  /* the userdata first, so nothing allocated below can leak on a raise */
-  o = lua_newuserdatauv(L, sizeof *o, 0);
-  memset(o, 0, sizeof *o);
-  luaL_setmetatable(L, SIGNER_MT);
-  o->sigmethod = sig_method(L, &f[F_SIGMETHOD]);
-  o->version_off = version_off;
-  if (o->sigmethod == SO_RSA_SHA1 && !f[F_RSAKEY].set)
-    luaL_error(L, "signature_method RSA-SHA1 needs option 'rsa_key' (a PEM private key)");
-  if ((o->sg = so_signer_new()) == NULL) luaL_error(L, "not enough memory");
-  o->ckey = dup_field(L, &f[F_CKEY], &o->ckey_len);
-  o->token = dup_field(L, &f[F_TOKEN], &o->token_len);
-  o->pem = dup_field(L, &f[F_RSAKEY], &o->pem_len);
-  o->realm = dup_field(L, &f[F_REALM], &o->realm_len);
-  o->version = dup_field(L, &f[F_VERSION], &o->version_len);
-  state_reset(st);
-  if (f[F_CSECRET].set) so_pct_encode(&st->key, f[F_CSECRET].s, f[F_CSECRET].n);
-  so_buf_addc(&st->key, '&');
-  if (f[F_TSECRET].set) so_pct_encode(&st->key, f[F_TSECRET].s, f[F_TSECRET].n);
-  check_oom(L, st);
-  {
-    sstr k;
-    k.s = st->key.p; k.n = st->key.len; k.set = 1;
-    o->key = dup_field(L, &k, &o->key_len);
-    state_reset(st);
-    /* the encoded forms of the constant oauth_* values, made once */
-    so_pct_encode(&st->tmp, o->ckey, o->ckey_len);
-    k.s = st->tmp.p; k.n = st->tmp.len;
-    o->ckey_enc = dup_field(L, &k, &o->ckey_enc_len);
-    st->tmp.len = 0;
-    if (o->token != NULL) {
-      so_pct_encode(&st->tmp, o->token, o->token_len);
-      k.s = st->tmp.p; k.n = st->tmp.len;
-      o->token_enc = dup_field(L, &k, &o->token_enc_len);
-    }
-    check_oom(L, st);
-  }
-  state_reset(st);
-  return 1;
-}
-
-/* Fill a request from the signer and the call's (method, url [, params]). */
-static void signer_req(lua_State *L, signer_obj *o, sign_req *r) {
-  memset(r, 0, sizeof *r);
-  r->method = luaL_checklstring(L, 2, &r->method_len);
-  r->url = luaL_checklstring(L, 3, &r->url_len);
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    r->params_idx = 4;
-  }
-  r->ckey = o->ckey; r->ckey_len = o->ckey_len;
-  r->token = o->token; r->token_len = o->token_len;
-  r->ckey_enc = o->ckey_enc; r->ckey_enc_len = o->ckey_enc_len;
-  r->token_enc = o->token_enc; r->token_enc_len = o->token_enc_len;
-  r->pem = o->pem; r->pem_len = o->pem_len;
-  r->realm = o->realm; r->realm_len = o->realm_len;
-  r->version = o->version; r->version_len = o->version_len;
-  r->version_off = o->version_off;
-  r->sigmethod = o->sigmethod;
-}
-
-/* signer:authorization(method, url [, params [, want_base]]) -> "OAuth ..."
- * header value [, base string when want_base is true] */
-static int l_signer_authorization(lua_State *L) {
-  sign_state *st = get_state(L);
-  signer_obj *o = check_signer(L);
-  int want_base = lua_toboolean(L, 5);
-  sign_req r;
-  signer_req(L, o, &r);
-  fresh_nonce_ts(L, st, &r);
-  run_sign(L, st, o->sg, &r, o->key, o->key_len);
-  lua_pushlstring(L, st->out.p + r.siglen, st->out.len - r.siglen);
-  if (!want_base) return 1;
-  lua_pushlstring(L, st->base.p, st->base.len);
-  return 2;
-}
-
-/* signer:sign(method, url [, params]) -> the same table as sign() */
-static int l_signer_sign(lua_State *L) {
-  sign_state *st = get_state(L);
-  signer_obj *o = check_signer(L);
-  sign_req r;
-  signer_req(L, o, &r);
-  fresh_nonce_ts(L, st, &r);
-  run_sign(L, st, o->sg, &r, o->key, o->key_len);
-  push_result(L, st, &r);
-  return 1;
-}
-
-static int signer_tostring(lua_State *L) {
-  signer_obj *o = luaL_checkudata(L, 1, SIGNER_MT);
-  if (o->sg == NULL) lua_pushliteral(L, "smugoauth.Signer (closed)");
-  else lua_pushfstring(L, "smugoauth.Signer (%s, %s)", so_method_names[o->sigmethod],
-                       o->token_len ? "token" : "no token");
-  return 1;
-}
-
-static const luaL_Reg signer_methods[] = {
-  {"authorization", l_signer_authorization},
-  {"sign", l_signer_sign},
-  {"close", signer_close},
-  {NULL, NULL}
-};
-
-static const luaL_Reg signer_meta[] = {
-  {"__gc", signer_close},
-  {"__close", signer_close},
-  {"__tostring", signer_tostring},
-  {"__index", NULL},
-  {NULL, NULL}
-};
-
-/* Stack: state. Create the Signer metatable with methods sharing the state. */
-static void create_signer_meta(lua_State *L) {
-  luaL_newmetatable(L, SIGNER_MT);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, signer_meta, 1);
-  luaL_newlibtable(L, signer_methods);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, signer_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
 }
 
 /* nonce() -> 32 hex characters from the CSPRNG */
 static int l_nonce(lua_State *L) {
-  sign_state *st = get_state(L);
+  sign_state *st = so_sign_state(L);
   char buf[33];
   if (so_nonce(&st->rnd, buf) != 0) {
     char errbuf[256];
@@ -699,13 +469,13 @@ static void push_pair_cb(void *ud, const char *n, size_t nl, const char *v, size
 }
 
 static int l_parse_form(lua_State *L) {
-  sign_state *st = get_state(L);
+  sign_state *st = so_sign_state(L);
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   lua_newtable(L);
   st->tmp.len = 0;
   so_form_each(s, n, &st->tmp, push_pair_cb, L);
-  check_oom(L, st);
+  so_sign_check_oom(L, st);
   return 1;
 }
 
@@ -714,7 +484,7 @@ static const luaL_Reg sign_funcs[] = {
   {"percent_decode", l_percent_decode},
   {"base_string", l_base_string},
   {"sign", l_sign},
-  {"signer", l_signer},
+  {"signer", so_sign_l_signer},
   {"nonce", l_nonce},
   {"parse_form", l_parse_form},
   {NULL, NULL}
@@ -735,6 +505,6 @@ void so_open_sign(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   if ((st->signer = so_signer_new()) == NULL) luaL_error(L, "not enough memory");
-  create_signer_meta(L);
+  so_sign_signer_meta(L);
   luaL_setfuncs(L, sign_funcs, 1);   /* pops the state, shared as upvalue */
 }
