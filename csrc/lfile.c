@@ -58,16 +58,22 @@ static int l_write_private(lua_State *L) {
     if (fd >= 0 || errno != EEXIST) break;
   }
   if (fd < 0) return fail_errno(L, "cannot create a temporary file", path, errno);
-  if (fchmod(fd, 0600) != 0 || write_all(fd, data, n) != 0 || fsync(fd) != 0) {
-    err = errno;
-    close(fd);
-    unlink(tmp);
-    return fail_errno(L, "cannot write", path, err);
+  {
+    const char *step = NULL;
+    if (fchmod(fd, 0600) != 0) step = "cannot set mode 0600 on the temporary file";
+    else if (write_all(fd, data, n) != 0) step = "cannot write the temporary file";
+    else if (fsync(fd) != 0) step = "cannot fsync the temporary file";
+    if (step != NULL) {
+      err = errno;
+      close(fd);
+      unlink(tmp);
+      return fail_errno(L, step, path, err);
+    }
   }
   if (close(fd) != 0) {
     err = errno;
     unlink(tmp);
-    return fail_errno(L, "cannot write", path, err);
+    return fail_errno(L, "cannot close the temporary file", path, err);
   }
   if (rename(tmp, path) != 0) {
     err = errno;

@@ -429,7 +429,9 @@ end
 function Session:request(o)
   util.check_options("request", o, REQUEST_OPTS, 2)
   local p = self:_prepare(o)
-  local policy = retry_policy(o.retry == nil and self.retry or o.retry)
+  local rp = o.retry
+  if rp == nil then rp = self.retry end
+  local policy = retry_policy(rp)
   local t0 = os.time()
   local attempt = 0
   while true do
@@ -667,7 +669,9 @@ function Session:get_many(list, opts)
     if o.on_progress then error("get_many: on_progress is not supported here", 2) end
     preps[i] = self:_prepare(o)
   end
-  local policy = retry_policy(opts.retry == nil and self.retry or opts.retry)
+  local rp = opts.retry
+  if rp == nil then rp = self.retry end
+  local policy = retry_policy(rp)
   local results, pending = {}, {}
   for i = 1, #preps do pending[i] = i end
   local attempt, t0 = 0, os.time()
