@@ -1,10 +1,11 @@
 /* http_multi.c -- c:many(requests [, concurrency]): run request tables
  * through the client's one curl multi handle, at most `concurrency` at a
  * time (connections are reused across them), and return the results in
- * input order. The transfers themselves are built by http.c. */
+ * input order. The transfers themselves are built by http.c and
+ * http_xfer.c (shared internals: http_int.h). */
 #include <curl/curl.h>
 
-#include "lcore.h"
+#include "http_int.h"
 
 #define MANY_MAX 64          /* the largest concurrency */
 #define MANY_DEFAULT 8

@@ -24,12 +24,13 @@ local function slurp(path)
   return s
 end
 
--- Start echo_server.py (args: extra command line); wait at most 10 s for its
--- "PORT n" line. Returns { port = n, stop = function }.
-local function start_server(args)
+-- Start echo_server.py, or the Python script at path script (args: extra
+-- command line); wait at most 10 s for its "PORT n" line.
+-- Returns { port = n, stop = function }.
+local function start_server(args, script)
   local out = os.tmpname()
   local p = assert(io.popen(("%s %s %s > %s 2>/dev/null & echo $!"):format(
-    PYTHON, SERVER, args or "", q(out))))
+    PYTHON, q(script or SERVER), args or "", q(out))))
   local pid = tonumber(p:read("l"))
   p:close()
   assert(pid, "could not start " .. SERVER)
@@ -52,6 +53,32 @@ local function start_server(args)
   srv.stop()
   error("echo server did not report its port within 10 s")
 end
+
+-- A keep-alive server that answers the first request on each connection
+-- ("ok", with Content-Length) and closes the connection, unanswered, when a
+-- second request arrives on it: every reuse of a connection then dies and
+-- libcurl retries the request on a fresh one.
+local DROPPER = [[
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print("PORT %d" % s.getsockname()[1], flush=True)
+def serve(c):
+    f = c.makefile("rb")
+    n = 0
+    while f.readline():
+        while f.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        n += 1
+        if n > 1:
+            break
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    c.close()
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+]]
 
 -- A port nothing listens on (bound, then closed).
 local function closed_port()
@@ -334,6 +361,137 @@ describe("core http client", function()
                       on_progress = function() c:close() end }
         end, "cannot close a busy smugoauth.Http (from its own on_progress)")
         assert.equal(200, assert(c:request { url = url("/echo") }).status)
+      end)
+    end)
+
+    -- c:request reuses one easy handle: nothing a request sets may leak into
+    -- the next one (method, body, sizes, upload, headers, timeout, progress).
+    describe("one handle, one request after another", function()
+      local path, sum
+      setup(function() path, sum = make_file(64) end)
+      teardown(function() if path then os.remove(path) end end)
+
+      -- a GET of /echo that sent no body, no body headers and no extra header
+      local function plain_get(doc)
+        assert.equal("GET", doc.method)
+        assert.equal(0, doc.body_len)
+        assert.is_nil(doc.h["content-length"])
+        assert.is_nil(doc.h["transfer-encoding"])
+        assert.is_nil(doc.h["content-type"])
+        assert.is_nil(doc.h["x-extra"])
+      end
+
+      it("a GET after a POST with a body sends no body or Content-Length", function()
+        local doc = echoed(assert(c:request { url = url("/echo"), method = "POST", body = "abc",
+                                              headers = { "X-Extra: 1" } }))
+        assert.equal("POST", doc.method)
+        assert.equal("1", doc.h["x-extra"])
+        plain_get(echoed(assert(c:request { url = url("/echo") })))
+        doc = echoed(assert(c:request { url = url("/echo"), method = "POST" }))
+        assert.equal("POST", doc.method)
+        assert.equal("0", doc.h["content-length"])
+        plain_get(echoed(assert(c:request { url = url("/echo") })))
+      end)
+
+      it("a GET after a HEAD has a body", function()
+        local res = assert(c:request { url = url("/echo"), method = "HEAD" })
+        assert.equal("", res.body)
+        res = assert(c:request { url = url("/echo") })
+        assert.equal(tonumber(header(res, "Content-Length")), #res.body)
+        plain_get(echoed(res))
+      end)
+
+      it("requests after a body_file upload send no file", function()
+        local doc = echoed(assert(c:request { url = url("/echo"), method = "PUT", body_file = path }))
+        assert.equal("PUT", doc.method)
+        assert.equal(sum, doc.body_md5)
+        plain_get(echoed(assert(c:request { url = url("/echo") })))
+        doc = echoed(assert(c:request { url = url("/echo"), method = "PUT", body_file = path }))
+        assert.equal(sum, doc.body_md5)
+        doc = echoed(assert(c:request { url = url("/echo"), method = "POST", body = "after" }))
+        assert.equal("POST", doc.method)
+        assert.equal(md5("after"), doc.body_md5)
+        doc = echoed(assert(c:request { url = url("/echo"), method = "POST", body_file = path }))
+        assert.equal("POST", doc.method)
+        assert.equal(sum, doc.body_md5)
+        doc = echoed(assert(c:request { url = url("/echo"), method = "DELETE" }))
+        assert.equal("DELETE", doc.method)
+        assert.equal(0, doc.body_len)
+        assert.is_nil(doc.h["content-length"])
+        local res = assert(c:request { url = url("/echo"), method = "HEAD" })
+        assert.equal(200, res.status)
+        assert.equal("", res.body)
+        plain_get(echoed(assert(c:request { url = url("/echo") })))
+      end)
+
+      it("a GET after another method is a GET", function()
+        local doc = echoed(assert(c:request { url = url("/echo"), method = "PATCH", body = "p" }))
+        assert.equal("PATCH", doc.method)
+        plain_get(echoed(assert(c:request { url = url("/echo") })))
+        doc = echoed(assert(c:request { url = url("/echo"), method = "OPTIONS" }))
+        assert.equal("OPTIONS", doc.method)
+        plain_get(echoed(assert(c:request { url = url("/echo") })))
+      end)
+
+      it("a per-request timeout holds for that request only", function()
+        local res, _, code = c:request { url = url("/echo?delay=700"), timeout = 0.2 }
+        assert.is_nil(res)
+        assert.equal("timeout", code)
+        plain_get(echoed(assert(c:request { url = url("/echo?delay=700") })))
+      end)
+
+      it("on_progress is called for its own request only", function()
+        local calls = 0
+        assert(c:request { url = url("/echo"), method = "PUT", body_file = path,
+                           on_progress = function() calls = calls + 1 end })
+        local seen = calls
+        assert.is_true(seen > 0)
+        assert.equal(sum, echoed(assert(c:request { url = url("/echo"), method = "PUT",
+                                                    body_file = path })).body_md5)
+        plain_get(echoed(assert(c:request { url = url("/echo") })))
+        assert.equal(seen, calls)
+      end)
+
+      it("many() reuses its pooled handles the same way", function()
+        local results = c:many({
+          { url = url("/echo"), method = "POST", body = "abc", headers = { "X-Extra: 1" } },
+          { url = url("/echo") },
+          { url = url("/echo"), method = "HEAD" },
+          { url = url("/echo") },
+          { url = url("/echo"), method = "PUT", body_file = path },
+          { url = url("/echo") },
+          { url = url("/echo"), method = "PATCH", body = "p" },
+          { url = url("/echo") },
+        }, 1)
+        assert.equal("POST", echoed(results[1]).method)
+        plain_get(echoed(results[2]))
+        assert.equal("", results[3].body)
+        plain_get(echoed(results[4]))
+        assert.equal(sum, echoed(results[5]).body_md5)
+        plain_get(echoed(results[6]))
+        assert.equal("PATCH", echoed(results[7]).method)
+        plain_get(echoed(results[8]))
+      end)
+
+      it("retries a dead reused connection on every request, not 5 times per handle", function()
+        local script = os.tmpname()
+        local f = assert(io.open(script, "w"))
+        f:write(DROPPER)
+        f:close()
+        local ok, err = pcall(function()
+          local srv = start_server(nil, script)
+          servers[#servers + 1] = srv
+          local target = "http://127.0.0.1:" .. srv.port .. "/x"
+          local c1 <close> = core.http_new()
+          for i = 1, 8 do
+            local res, msg = c1:request { url = target }
+            assert(res, ("request %d: %s"):format(i, msg))
+            assert.equal("ok", res.body)
+            assert.equal(1, res.new_connections)
+          end
+        end)
+        os.remove(script)
+        assert(ok, err)
       end)
     end)
 

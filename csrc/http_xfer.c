@@ -1,0 +1,508 @@
+/* http_xfer.c -- one libcurl transfer of a smugoauth.Http client: the
+ * transfer callbacks, request tables and their header checks, the curl
+ * options of a request, and the result (or failure) pushed when it is done.
+ * The client object is http.c; c:many() drives transfers from http_multi.c.
+ *
+ * Everything a transfer allocates (header list, FILE *, buffers) hangs off
+ * its client userdata, so a raise at any point leaks nothing; no Lua error
+ * ever crosses libcurl (on_progress runs under lua_pcall). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "http_int.h"
+
+#if LIBCURL_VERSION_NUM < 0x074200
+#error "smugoauth needs libcurl 7.66 or later"
+#endif
+
+#define KEEP_BUF ((size_t)1 << 20)  /* larger buffers are freed after each use */
+
+/* ------------------------------------------------------------ callbacks */
+
+/* Response body into x->body, aborting past max_body. */
+static size_t on_write(char *p, size_t size, size_t n, void *ud) {
+  so_xfer *x = ud;
+  size_t len = size * n;
+  if (len > x->max_body - x->body.len) { x->too_large = 1; return 0; }
+  so_buf_add(&x->body, p, len);
+  return x->body.oom ? 0 : len;
+}
+
+/* One header line; a status line starts a new response (after a 1xx). */
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  so_xfer *x = ud;
+  size_t len = size * n, end = len, start = 0;
+  while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r')) end--;
+  if (end >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+    x->head.len = x->body.len = 0;
+    return len;
+  }
+  if (end == 0) return len;
+  if (len > x->max_body - x->head.len) { x->too_large = 1; return 0; }
+  if ((p[0] == ' ' || p[0] == '\t') && x->head.len > 0) {   /* obsolete line folding */
+    while (start < end && (p[start] == ' ' || p[start] == '\t')) start++;
+    x->head.p[x->head.len - 1] = ' ';
+  }
+  so_buf_add(&x->head, p + start, end - start);
+  so_buf_addc(&x->head, '\n');
+  return x->head.oom ? 0 : len;
+}
+
+/* body_file into libcurl's upload buffer. */
+static size_t on_read(char *p, size_t size, size_t n, void *ud) {
+  so_xfer *x = ud;
+  size_t got = fread(p, 1, size * n, x->fp);
+  if (got == 0 && ferror(x->fp)) {
+    x->read_failed = 1;
+    return CURL_READFUNC_ABORT;
+  }
+  return got;
+}
+
+/* Rewind body_file when libcurl resends (e.g. a reused connection was dead). */
+static int on_seek(void *ud, curl_off_t off, int origin) {
+  so_xfer *x = ud;
+  if (x->fp == NULL || fseeko(x->fp, (off_t)off, origin) != 0) return CURL_SEEKFUNC_CANTSEEK;
+  return CURL_SEEKFUNC_OK;
+}
+
+/* on_progress(sent, total) under lua_pcall whenever more was sent; an error
+ * stays on top of the stack and the transfer is aborted. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow) {
+  so_xfer *x = ud;
+  lua_State *L = x->L;
+  (void)dltotal; (void)dlnow;
+  if (x->cb_failed) return 1;
+  if (ulnow <= x->sent) return 0;
+  x->sent = ulnow;
+  lua_pushvalue(L, x->progress);        /* room checked before perform */
+  lua_pushinteger(L, (lua_Integer)ulnow);
+  lua_pushinteger(L, (lua_Integer)ultotal);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    x->cb_failed = 1;                   /* the error object is left on top */
+    return 1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------- header checks */
+
+/* Is c a token character (RFC 9110: method and header names)? */
+static int is_tchar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Case-insensitive: is the header name s[0, n) equal to name? */
+static int name_is(const char *s, size_t n, const char *name) {
+  size_t i;
+  if (strlen(name) != n) return 0;
+  for (i = 0; i < n; i++)
+    if ((s[i] | 32) != (name[i] | 32)) return 0;
+  return 1;
+}
+
+/* Check the header at -1 ("Name: value") and return the length of its name. */
+static size_t check_header(lua_State *L, lua_Integer i, const char *fn) {
+  size_t n, k;
+  const char *s;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "bad header #%I to '%s' (string expected, got %s)", i, fn, luaL_typename(L, -1));
+  s = lua_tolstring(L, -1, &n);
+  for (k = 0; k < n; k++)
+    if (s[k] == '\r' || s[k] == '\n' || s[k] == '\0')
+      luaL_error(L, "bad header #%I to '%s' (CR, LF or NUL in it)", i, fn);
+  for (k = 0; k < n && is_tchar((unsigned char)s[k]); k++) {}
+  if (k == 0 || k == n || s[k] != ':')
+    luaL_error(L, "bad header #%I to '%s' ('Name: value' expected)", i, fn);
+  return k;
+}
+
+/* --------------------------------------------------------- request tables */
+
+/* The keys a request table may have, in so_xfer_readreq's switch order. */
+static const char *const req_fields[] = {
+  "method", "url", "headers", "body", "body_file", "on_progress", "timeout", NULL
+};
+
+/* Is the request's method exactly m? */
+static int method_is(const so_req *r, const char *m) {
+  return r->method_len == strlen(m) && memcmp(r->method, m, r->method_len) == 0;
+}
+
+/* Read and check the request table at idx; misuse raises naming fn. */
+void so_xfer_readreq(lua_State *L, int idx, so_req *r, const char *fn) {
+  const char *err;
+  size_t i;
+  memset(r, 0, sizeof *r);
+  r->method = "GET";
+  r->method_len = 3;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int f = so_opt_field(L, req_fields, fn);
+    const char *k = req_fields[f];
+    switch (f) {
+    case 0: r->method = so_opt_string(L, k, fn, &r->method_len); break;
+    case 1: r->url = so_opt_string(L, k, fn, &r->url_len); break;
+    case 2: {
+      lua_Integer j, n;
+      so_opt_type(L, LUA_TTABLE, k, fn);
+      n = (lua_Integer)lua_rawlen(L, -1);
+      for (j = 1; j <= n; j++) {
+        lua_rawgeti(L, -1, j);
+        check_header(L, j, fn);
+        lua_pop(L, 1);
+      }
+      r->headers = 1;
+      break;
+    }
+    case 3: r->body = so_opt_string(L, k, fn, &r->body_len); break;
+    case 4: r->body_file = so_opt_cstring(L, k, fn); break;
+    case 5:
+      if (strcmp(fn, "many") == 0) luaL_error(L, "option 'on_progress' is not supported by 'many'");
+      so_opt_type(L, LUA_TFUNCTION, k, fn);
+      r->progress = 1;
+      break;
+    default: r->timeout_ms = so_opt_ms(L, k, fn); break;
+    }
+    lua_pop(L, 1);
+  }
+  for (i = 0; i < r->method_len && is_tchar((unsigned char)r->method[i]); i++) {}
+  if (r->method_len == 0 || r->method_len > 32 || i < r->method_len)
+    luaL_error(L, "bad option 'method' to '%s' (an HTTP method token expected)", fn);
+  if (r->url == NULL) luaL_error(L, "missing option 'url' to '%s'", fn);
+  if ((err = so_url_parse(&r->u, r->url, r->url_len)) != NULL)
+    luaL_error(L, "bad option 'url' to '%s' (%s)", fn, err);
+  if (!name_is(r->u.scheme, r->u.scheme_len, "http") &&
+      !name_is(r->u.scheme, r->u.scheme_len, "https"))
+    luaL_error(L, "bad option 'url' to '%s' (http or https expected)", fn);
+  if (r->body != NULL && r->body_file != NULL)
+    luaL_error(L, "options 'body' and 'body_file' to '%s' exclude each other", fn);
+  if (method_is(r, "HEAD") && (r->body != NULL || r->body_file != NULL))
+    luaL_error(L, "a HEAD request to '%s' cannot have a body", fn);
+}
+
+/* -------------------------------------------------------------- transfers */
+
+/* An idle transfer with empty buffers and no easy handle yet. */
+void so_xfer_init(so_xfer *x) {
+  memset(x, 0, sizeof *x);
+  so_buf_init(&x->body);
+  so_buf_init(&x->head);
+  so_buf_init(&x->what);
+  so_buf_init(&x->query);
+}
+
+/* Empty a buffer for the next transfer; big ones go back to the system. */
+static void buf_drop(so_buf *b) {
+  if (b->cap > KEEP_BUF) so_buf_free(b);
+  b->len = 0;
+  b->oom = 0;
+}
+
+/* Free what only the running transfer needs: the FILE * and the header list. */
+void so_xfer_release(so_xfer *x) {
+  if (x->fp != NULL) { fclose(x->fp); x->fp = NULL; }
+  curl_slist_free_all(x->hdrs);
+  x->hdrs = NULL;
+  x->L = NULL;
+  x->progress = 0;
+}
+
+/* Back to idle after the result was pushed (or the transfer abandoned). */
+void so_xfer_reset(so_xfer *x) {
+  so_xfer_release(x);
+  buf_drop(&x->body);
+  buf_drop(&x->head);
+  buf_drop(&x->what);
+  buf_drop(&x->query);
+  x->too_large = x->read_failed = x->cb_failed = 0;
+}
+
+/* Free everything, the easy handle included. */
+void so_xfer_free(so_xfer *x) {
+  so_xfer_release(x);
+  if (x->easy != NULL) { curl_easy_cleanup(x->easy); x->easy = NULL; }
+  so_buf_free(&x->body);
+  so_buf_free(&x->head);
+  so_buf_free(&x->what);
+  so_buf_free(&x->query);
+}
+
+/* Append one request header line to x's list; raise when out of memory. */
+static void add_header(lua_State *L, so_xfer *x, const char *h) {
+  struct curl_slist *l = curl_slist_append(x->hdrs, h);
+  if (l == NULL) luaL_error(L, "not enough memory");
+  x->hdrs = l;
+}
+
+/* Set x up for the checked request r (table at idx) of the client at self.
+ * Returns 0, or -1 with the reason in x->err when body_file cannot be read. */
+int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r,
+                    const char *fn) {
+  so_http *h = lua_touserdata(L, self);
+  CURL *e = x->easy;
+  CURLcode rc = CURLE_OK;
+  curl_off_t fsize = 0;
+  int has_ctype = 0, has_expect = 0;
+  so_xfer_reset(x);
+  /* Reset every request: it keeps connections and TLS sessions, and it is the
+   * only thing that zeroes libcurl's per-handle count of dead-connection
+   * retries (7.88 does not per transfer: without it every 6th retry on the
+   * handle fails; see "retries a dead reused connection" in http_spec). */
+  curl_easy_reset(e);
+  x->err[0] = '\0';
+  x->max_body = h->max_body;
+  x->sent = 0;
+  so_buf_add(&x->what, r->method, r->method_len);
+  so_buf_addc(&x->what, ' ');
+  so_buf_add(&x->what, r->url, (size_t)(r->u.path + r->u.path_len - r->url));
+  so_buf_addc(&x->what, '\0');
+  if (r->u.query != NULL) so_buf_add(&x->query, r->u.query, r->u.query_len);
+  so_buf_addc(&x->query, '\0');
+  if (x->what.oom || x->query.oom) luaL_error(L, "not enough memory");
+
+  if (r->headers) {
+    lua_Integer i, n;
+    lua_getfield(L, idx, "headers");
+    n = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      size_t k;
+      const char *s;
+      lua_rawgeti(L, -1, i);
+      k = check_header(L, i, fn);
+      s = lua_tostring(L, -1);
+      has_ctype |= name_is(s, k, "Content-Type");
+      has_expect |= name_is(s, k, "Expect");
+      add_header(L, x, s);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  if (!has_ctype) add_header(L, x, "Content-Type:");   /* no form type by default */
+  if (!has_expect) add_header(L, x, "Expect:");        /* no 100-continue */
+
+  if (r->body_file != NULL) {
+    struct stat st;
+    x->fp = fopen(r->body_file, "rbe");
+    if (x->fp == NULL || fstat(fileno(x->fp), &st) != 0) {
+      snprintf(x->err, sizeof x->err, "cannot read body_file '%s': %s", r->body_file,
+               strerror(errno));
+      return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      snprintf(x->err, sizeof x->err, "cannot read body_file '%s': not a regular file",
+               r->body_file);
+      return -1;
+    }
+    fsize = (curl_off_t)st.st_size;
+  }
+
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
+  SET(CURLOPT_ERRORBUFFER, x->err);
+  SET(CURLOPT_PRIVATE, (void *)x);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_URL, r->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  SET(CURLOPT_FOLLOWLOCATION, 0L);
+  SET(CURLOPT_SSL_VERIFYPEER, 1L);      /* always: no option turns these off */
+  SET(CURLOPT_SSL_VERIFYHOST, 2L);
+  if (lua_getiuservalue(L, self, UV_CAFILE) == LUA_TSTRING)
+    SET(CURLOPT_CAINFO, lua_tostring(L, -1));        /* libcurl copies strings */
+  lua_getiuservalue(L, self, UV_AGENT);
+  SET(CURLOPT_USERAGENT, lua_tostring(L, -1));
+  lua_pop(L, 2);
+  SET(CURLOPT_TIMEOUT_MS, r->timeout_ms ? r->timeout_ms : h->timeout_ms);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
+  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_body);
+  SET(CURLOPT_WRITEFUNCTION, on_write);
+  SET(CURLOPT_WRITEDATA, (void *)x);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERDATA, (void *)x);
+  SET(CURLOPT_HTTPHEADER, x->hdrs);
+  if (r->body_file != NULL) {
+    SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_READDATA, (void *)x);
+    SET(CURLOPT_SEEKFUNCTION, on_seek);
+    SET(CURLOPT_SEEKDATA, (void *)x);
+    if (method_is(r, "POST")) {
+      SET(CURLOPT_POST, 1L);
+      SET(CURLOPT_POSTFIELDSIZE_LARGE, fsize);
+    } else {
+      SET(CURLOPT_UPLOAD, 1L);
+      SET(CURLOPT_INFILESIZE_LARGE, fsize);
+    }
+  } else if (r->body != NULL) {
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    SET(CURLOPT_POSTFIELDS, r->body);   /* anchored by the request table */
+  } else if (method_is(r, "HEAD")) {
+    SET(CURLOPT_NOBODY, 1L);
+  } else if (method_is(r, "POST")) {
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    SET(CURLOPT_POSTFIELDS, "");
+  } else {
+    SET(CURLOPT_HTTPGET, 1L);
+  }
+  if (!method_is(r, "GET") && !method_is(r, "HEAD") && !method_is(r, "POST") &&
+      !(method_is(r, "PUT") && r->body_file != NULL)) {
+    lua_pushlstring(L, r->method, r->method_len);
+    SET(CURLOPT_CUSTOMREQUEST, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  if (r->progress) {
+    SET(CURLOPT_NOPROGRESS, 0L);
+    SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SET(CURLOPT_XFERINFODATA, (void *)x);
+  }
+#undef SET
+  if (rc != CURLE_OK)
+    luaL_error(L, "%s: cannot set up the transfer: %s", fn, curl_easy_strerror(rc));
+  return 0;
+}
+
+/* ----------------------------------------------------------------- results */
+
+/* The stable error code of a failed transfer. */
+static const char *fail_code(const so_xfer *x, CURLcode rc) {
+  if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) return "too_large";
+  if (x->read_failed || rc == CURLE_READ_ERROR) return "io";
+  switch (rc) {
+  case CURLE_OPERATION_TIMEDOUT: return "timeout";
+  case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM: case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ENGINE_NOTFOUND: case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_ENGINE_INITFAILED: case CURLE_USE_SSL_FAILED:
+  case CURLE_SSL_SHUTDOWN_FAILED: case CURLE_SSL_CRL_BADFILE: case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH: case CURLE_SSL_INVALIDCERTSTATUS:
+#if LIBCURL_VERSION_NUM >= 0x074d00
+  case CURLE_SSL_CLIENTCERT:
+#endif
+    return "tls";
+  default: return "network";
+  }
+}
+
+/* Push "fn: METHOD scheme://host/path: detail" with the query string cut
+ * out of detail (it may hold oauth_signature). */
+static void push_message(lua_State *L, so_xfer *x, const char *fn, const char *detail) {
+  const char *q = x->query.p, *cut;
+  size_t dl = strlen(detail);
+  if (q != NULL && q[0] != '\0' && (cut = strstr(detail, q)) != NULL) dl = (size_t)(cut - detail);
+  lua_pushfstring(L, "%s: %s: ", fn, x->what.p);
+  lua_pushlstring(L, detail, dl);
+  if (dl < strlen(detail)) lua_pushliteral(L, "...");
+  else lua_pushliteral(L, "");
+  lua_concat(L, 3);
+}
+
+/* Turn the message on top into nil, message, code (or one table). */
+static int push_fail(lua_State *L, const char *code, int as_table) {
+  if (as_table) {
+    lua_createtable(L, 0, 2);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "error");
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "code");
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+/* After so_xfer_prepare failed (x->err says why): reset x and push the "io"
+ * failure. Returns the number of values. */
+int so_xfer_failprep(lua_State *L, so_xfer *x, const char *fn, int as_table) {
+  push_message(L, x, fn, x->err);
+  so_xfer_reset(x);
+  return push_fail(L, "io", as_table);
+}
+
+/* The response header lines as an array of {name, value}. */
+static void push_headers(lua_State *L, const so_buf *hb) {
+  size_t i = 0;
+  lua_Integer n = 0;
+  lua_newtable(L);
+  while (i < hb->len) {
+    const char *line = hb->p + i, *nl = memchr(line, '\n', hb->len - i), *colon, *v, *ve;
+    size_t len = (size_t)(nl - line);
+    i += len + 1;
+    if ((colon = memchr(line, ':', len)) == NULL) continue;
+    for (v = colon + 1; v < line + len && (*v == ' ' || *v == '\t'); v++) {}
+    for (ve = line + len; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--) {}
+    lua_createtable(L, 2, 0);
+    lua_pushlstring(L, line, (size_t)(colon - line));
+    lua_rawseti(L, -2, 1);
+    lua_pushlstring(L, v, (size_t)(ve - v));
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, ++n);
+  }
+}
+
+/* The result's http_version string for a CURL_HTTP_VERSION_* value. */
+static const char *version_name(long v) {
+  switch (v) {
+  case CURL_HTTP_VERSION_1_0: return "1.0";
+  case CURL_HTTP_VERSION_1_1: return "1.1";
+  case CURL_HTTP_VERSION_2_0: return "2";
+  case CURL_HTTP_VERSION_3: return "3";
+  default: return "unknown";
+  }
+}
+
+/* Push the outcome of a finished transfer (its request state released):
+ * the result table, or the failure. Returns the number of values. */
+int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_table) {
+  long status = 0, conns = 0, ver = 0;
+  curl_off_t us = 0;
+  if (x->body.oom || x->head.oom || rc == CURLE_OUT_OF_MEMORY) {
+    so_xfer_reset(x);
+    return luaL_error(L, "not enough memory");
+  }
+  if (rc != CURLE_OK) {
+    const char *code = fail_code(x, rc);
+    if (x->too_large)
+      lua_pushfstring(L, "response larger than max_body (%I bytes)", (lua_Integer)x->max_body);
+    else if (rc == CURLE_FILESIZE_EXCEEDED)
+      lua_pushfstring(L, "response larger than max_body (%I bytes, by Content-Length)",
+                      (lua_Integer)x->max_body);
+    else if (x->read_failed)
+      lua_pushliteral(L, "error reading body_file");
+    else
+      lua_pushstring(L, x->err[0] ? x->err : curl_easy_strerror(rc));
+    push_message(L, x, fn, lua_tostring(L, -1));
+    lua_remove(L, -2);
+    so_xfer_reset(x);
+    return push_fail(L, code, as_table);
+  }
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
+  curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver);
+  curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, &x->head);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushnumber(L, (lua_Number)us / 1e6);
+  lua_setfield(L, -2, "time");
+  lua_pushinteger(L, conns);
+  lua_setfield(L, -2, "new_connections");
+  lua_pushstring(L, version_name(ver));
+  lua_setfield(L, -2, "http_version");
+  so_xfer_reset(x);
+  return 1;
+}
