@@ -47,6 +47,7 @@ typedef struct so_req {
   const char *method, *url, *body, *body_file;
   size_t method_len, url_len, body_len;
   int headers, progress;     /* present? */
+  int fresh;                 /* use a new connection */
   long timeout_ms;           /* 0: the client's */
   so_url u;
 } so_req;

@@ -127,7 +127,7 @@ static size_t check_header(lua_State *L, lua_Integer i, const char *fn) {
 
 /* The keys a request table may have, in so_xfer_readreq's switch order. */
 static const char *const req_fields[] = {
-  "method", "url", "headers", "body", "body_file", "on_progress", "timeout", NULL
+  "method", "url", "headers", "body", "body_file", "on_progress", "timeout", "fresh", NULL
 };
 
 /* Is the request's method exactly m? */
@@ -169,7 +169,11 @@ void so_xfer_readreq(lua_State *L, int idx, so_req *r, const char *fn) {
       so_opt_type(L, LUA_TFUNCTION, k, fn);
       r->progress = 1;
       break;
-    default: r->timeout_ms = so_opt_ms(L, k, fn); break;
+    case 6: r->timeout_ms = so_opt_ms(L, k, fn); break;
+    default:
+      so_opt_type(L, LUA_TBOOLEAN, k, fn);
+      r->fresh = lua_toboolean(L, -1);
+      break;
     }
     lua_pop(L, 1);
   }
@@ -323,6 +327,9 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
   SET(CURLOPT_USERAGENT, lua_tostring(L, -1));
   lua_pop(L, 2);
   SET(CURLOPT_TIMEOUT_MS, r->timeout_ms ? r->timeout_ms : h->timeout_ms);
+  /* a new connection: libcurl re-sends a request unchanged when a reused one
+   * dies before the answer, which must not happen to a non-idempotent upload */
+  SET(CURLOPT_FRESH_CONNECT, r->fresh ? 1L : 0L);
   SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
   SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_body);
   SET(CURLOPT_WRITEFUNCTION, on_write);
@@ -375,6 +382,9 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
 /* The stable error code of a failed transfer. */
 static const char *fail_code(const so_xfer *x, CURLcode rc) {
   if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) return "too_large";
+  /* libcurl 7.88 says "out of memory" for a header line over its 100 KiB cap:
+   * a hostile or broken server, not our process running out */
+  if (rc == CURLE_OUT_OF_MEMORY) return "too_large";
   if (x->read_failed || rc == CURLE_READ_ERROR) return "io";
   switch (rc) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
@@ -466,7 +476,7 @@ static const char *version_name(long v) {
 int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_table) {
   long status = 0, conns = 0, ver = 0;
   curl_off_t us = 0;
-  if (x->body.oom || x->head.oom || rc == CURLE_OUT_OF_MEMORY) {
+  if (x->body.oom || x->head.oom) {      /* our own buffers: really out of memory */
     so_xfer_reset(x);
     return luaL_error(L, "not enough memory");
   }
@@ -474,6 +484,8 @@ int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_t
     const char *code = fail_code(x, rc);
     if (x->too_large)
       lua_pushfstring(L, "response larger than max_body (%I bytes)", (lua_Integer)x->max_body);
+    else if (rc == CURLE_OUT_OF_MEMORY)
+      lua_pushliteral(L, "response header too large (libcurl gave up on it)");
     else if (rc == CURLE_FILESIZE_EXCEEDED)
       lua_pushfstring(L, "response larger than max_body (%I bytes, by Content-Length)",
                       (lua_Integer)x->max_body);

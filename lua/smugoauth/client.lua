@@ -346,7 +346,7 @@ local REQUEST_OPTS = {
   method = "string", path = "string", url = "string", query = "table", json = "any",
   form = "table", body = "string", headers = "table", content_type = "string",
   timeout = "number", retry = "table boolean", body_file = "string", on_progress = "function",
-  origin = "string",
+  origin = "string", fresh = "boolean",
 }
 
 -- Build {method, url, headers, body, params} from request options (raises on misuse).
@@ -392,7 +392,7 @@ function Session:_prepare(o)
   end
   if ctype and not has["content-type"] then headers[#headers + 1] = "Content-Type: " .. ctype end
   return { method = method, url = url, headers = headers, body = body, params = params,
-           body_file = o.body_file, on_progress = o.on_progress, timeout = o.timeout }
+           body_file = o.body_file, on_progress = o.on_progress, timeout = o.timeout, fresh = o.fresh }
 end
 
 -- Sign a prepared request afresh (new nonce and timestamp) into the request
@@ -402,7 +402,7 @@ function Session:_signed(p)
   local headers = { "Authorization: " .. auth }
   for i = 1, #p.headers do headers[i + 1] = p.headers[i] end
   return { method = p.method, url = p.url, headers = headers, body = p.body,
-           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout },
+           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout, fresh = p.fresh },
          base_string
 end
 
@@ -424,7 +424,8 @@ end
 --- Make a signed request. Options: method ("GET"), path (under api_origin)
 -- or url, query (map or {name, value} pairs; signed), json (a value: sent as
 -- application/json, not signed) or form (signed) or body (+ content_type),
--- headers (map), timeout, retry (policy table or false).
+-- headers (map), timeout, retry (policy table or false), fresh (true: a new
+-- connection, so libcurl never re-sends the request on a dead kept-alive one).
 -- Returns a response {status, headers, body, json()} or nil, err.
 function Session:request(o)
   util.check_options("request", o, REQUEST_OPTS, 2)
@@ -637,6 +638,8 @@ function Session:upload(o)
     method = "POST", origin = self.client.upload_origin, path = "/", headers = headers,
     body = o.data, body_file = o.file, content_type = o.content_type or M.content_type_for(filename),
     on_progress = o.on_progress, timeout = o.timeout, retry = o.retry or false,
+    -- never sent twice behind our back (see csrc/http_xfer.c), unless retries are allowed
+    fresh = not (type(o.retry) == "table" and o.retry.unsafe),
   }
   if not res then return nil, err end
   local body, jerr = res:json()
