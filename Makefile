@@ -29,7 +29,7 @@ SRCS   := $(wildcard csrc/*.c)
 OBJS   := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 MODULE := $(BUILD)/smugoauth/core.so
 
-.PHONY: all deps test lint check asan valgrind bench install uninstall demo console web clean rock-check sandbox
+.PHONY: all deps test lint check asan valgrind bench install uninstall demo console web clean rock-check sandbox fuzz
 
 all: $(MODULE)
 
@@ -138,3 +138,8 @@ asan: deps $(ASAN_BUILD)/luahost
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp \
 	  $(ASAN_BUILD)/luahost /usr/bin/busted --ignore-lua --cpath="$(ASAN_BUILD)/?.so" $(ASAN_SPECS)
 ASAN_SPECS ?= spec
+
+# The libFuzzer targets in fuzz/ (clang; one after another, FUZZ_SECONDS each).
+FUZZ_SECONDS ?= 20
+fuzz: deps
+	sh fuzz/run.sh $(FUZZ_SECONDS)

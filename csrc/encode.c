@@ -21,9 +21,10 @@ static const char hexdig[] = "0123456789ABCDEF";
 /* Percent-encode every byte outside the unreserved set, upper-case hex.
  * Runs of unreserved bytes (the common case) are copied in one go. */
 void so_pct_encode(so_buf *b, const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  const unsigned char *p = (const unsigned char *)s, *end;
   char *o;
-  if (so_buf_reserve(b, n * 3) != 0) return;   /* worst case: all escaped */
+  if (n == 0 || so_buf_reserve(b, n * 3) != 0) return;   /* worst case: all escaped */
+  end = p + n;
   o = b->p + b->len;
   while (p < end) {
     const unsigned char *run = p;
@@ -46,9 +47,10 @@ void so_pct_encode(so_buf *b, const char *s, size_t n) {
 /* Encode a string that is already encoded: only '%' is outside the set,
  * so copy the runs between them (memchr is vectorised). */
 void so_pct_reencode(so_buf *b, const char *s, size_t n) {
-  const char *end = s + n, *pc;
+  const char *end, *pc;
   char *o;
-  if (so_buf_reserve(b, n * 3) != 0) return;
+  if (n == 0 || so_buf_reserve(b, n * 3) != 0) return;
+  end = s + n;
   o = b->p + b->len;
   while ((pc = memchr(s, '%', (size_t)(end - s))) != NULL) {
     memcpy(o, s, (size_t)(pc - s));

@@ -56,7 +56,7 @@ static char *dup_field(lua_State *L, const sstr *f, size_t *len) {
   *len = 0;
   if (!f->set) return NULL;
   if ((p = malloc(f->n + 1)) == NULL) luaL_error(L, "not enough memory");
-  memcpy(p, f->s, f->n);
+  if (f->n) memcpy(p, f->s, f->n);
   p[f->n] = '\0';
   *len = f->n;
   return p;

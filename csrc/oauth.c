@@ -213,9 +213,10 @@ static int pair_cmp(const void *pa, const void *pb) {
  * for the usual handful of parameters, qsort beyond. */
 void so_params_sort(so_params *ps) {
   size_t i, j;
+  const char *base = ps->arena.p ? ps->arena.p : "";   /* all empty: no arena yet */
   for (i = 0; i < ps->count; i++) {
-    ps->items[i].np = ps->arena.p + ps->items[i].n;
-    ps->items[i].vp = ps->arena.p + ps->items[i].v;
+    ps->items[i].np = base + ps->items[i].n;
+    ps->items[i].vp = base + ps->items[i].v;
   }
   if (ps->count > 16) {
     qsort(ps->items, ps->count, sizeof *ps->items, pair_cmp);
