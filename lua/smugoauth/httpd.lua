@@ -270,6 +270,23 @@ end
 
 -- ------------------------------------------------------------ parsing
 
+-- Is there a bare LF, or a CR followed by anything but LF, in buf from i on?
+-- (Such a head never shows the CRLF we wait for: refuse it now, not at the
+-- request deadline.)
+local function bad_eol(buf, i)
+  while true do
+    local p = find(buf, "[\r\n]", i)
+    if not p then return false end
+    if byte(buf, p) == 10 then
+      if p == 1 or byte(buf, p - 1) ~= 13 then return true end
+    else
+      local nb = byte(buf, p + 1)
+      if nb and nb ~= 10 then return true end
+    end
+    i = p + 1
+  end
+end
+
 -- Read and parse the head and body of the next request. Returns the request,
 -- or nil and a status to answer with (nil status: just close).
 local function read_request(srv, c)
@@ -295,6 +312,7 @@ local function read_request(srv, c)
     if start > 1 then buf, scanned = sub(buf, start), 1 end
     le = find(buf, "\r\n", scanned, true)
     if le then break end
+    if bad_eol(buf, scanned) then return nil, 400 end
     if #buf > srv.max_request_line then return nil, 414 end
     scanned = #buf > 0 and #buf or 1
     local data, err = recv(srv, c)
@@ -310,6 +328,7 @@ local function read_request(srv, c)
     while true do
       local e = find(buf, "\r\n\r\n", scanned, true)
       if e then he = e + 3 break end
+      if bad_eol(buf, scanned) then return nil, 400 end
       if #buf - le > srv.max_header_bytes then return nil, 431 end
       scanned = #buf - 2 > le and #buf - 2 or le
       local data, err = recv(srv, c)
