@@ -59,9 +59,10 @@ function H.cpu_times(pid)
   local s = f:read("a")
   f:close()
   local t = {}
-  for w in s:match("%) (.*)$"):gmatch("%S+") do t[#t + 1] = tonumber(w) end
+  for w in s:match("%) (.*)$"):gmatch("%S+") do t[#t + 1] = w end   -- keep "S": indexes hold
   -- after "(comm) ": state is t[1], so utime t[12], stime t[13], cutime t[14], cstime t[15]
-  return (t[12] + t[13]) / CLK_TCK, (t[14] + t[15]) / CLK_TCK
+  local n = tonumber
+  return (n(t[12]) + n(t[13])) / CLK_TCK, (n(t[14]) + n(t[15])) / CLK_TCK
 end
 
 local function cpu_stat()
