@@ -131,7 +131,8 @@ H.main(function()
   local r1, r2 = H.round2(a / b), H.round2(c / a)       -- judged as printed
   print(("ratio (a)/(b): %5.2fx  (target >= 5x)    %s"):format(r1, H.verdict(r1 >= 5)))
   print(("ratio (c)/(a): %5.2fx  (target <= 1.3x)  %s"):format(r2, H.verdict(r2 <= 1.3)))
-  local where = H.placement == "same" and "one CPU" or (H.placement == "split" and "client/server on 2 CPUs" or "free")
+  local where = H.placement == "same" and "one CPU"
+    or (H.placement == "split" and "client/server on 2 CPUs" or "free")
   record { bench = "http", what = "signed GETs/s (keep-alive, loopback, " .. where .. ")", ours = a, alt = b,
            alt_name = "python3-requests-oauthlib", floor = c, floor_name = "curl CLI, no signing",
            ratio = r1, ratio_desc = "ours/requests-oauthlib", target = ">= 5", ok = r1 >= 5 }

@@ -29,7 +29,8 @@ local md = {
 }
 for _, r in ipairs(rows) do
   local alt = r.alt ~= nil and r.alt ~= cjson.null and (fmt(r.alt) .. " (" .. s(r.alt_name) .. ")") or ""
-  local floor = r.floor ~= nil and r.floor ~= cjson.null and (fmt(r.floor) .. " (" .. s(r.floor_name) .. ")") or ""
+  local floor = r.floor ~= nil and r.floor ~= cjson.null
+    and (fmt(r.floor) .. " (" .. s(r.floor_name) .. ")") or ""
   md[#md + 1] = string.format("| %s | %s | %s | %s | %s | %s %s | %s | %s |",
     s(r.bench), s(r.what), fmt(r.ours), alt, floor, fmt(r.ratio), s(r.ratio_desc), s(r.target),
     r.ok == true and "ok" or (r.ok == false and "**missed**" or ""))
