@@ -136,7 +136,8 @@ H.main(function()
   record { bench = "http", what = "signed GETs/s (keep-alive, loopback, " .. where .. ")", ours = a, alt = b,
            alt_name = "python3-requests-oauthlib", floor = c, floor_name = "curl CLI, no signing",
            ratio = r1, ratio_desc = "ours/requests-oauthlib", target = ">= 5", ok = r1 >= 5 }
-  record { bench = "http", what = "curl CLI/ours (GETs/s, " .. where .. ")", ours = a, floor = c, floor_name = "curl CLI, no signing",
+  record { bench = "http", what = "curl CLI/ours (GETs/s, " .. where .. ")", ours = a, floor = c,
+           floor_name = "curl CLI, no signing",
            ratio = r2, ratio_desc = "curl/ours", target = "<= 1.3", ok = r2 <= 1.3 }
   print(H.machine_note())
 end)

@@ -65,7 +65,8 @@ set ytics nomirror
 set style fill solid 0.6
 set grid xtics
 unset key
-plot "%s/report.dat" using (sqrt($3)):1:(sqrt($3)*0.999):($3):($1-0.35):($1+0.35):ytic(2) with boxxyerrorbars lc rgb "#4477aa", \
+plot "%s/report.dat" using (sqrt($3)):1:(1):($3):($1-0.35):($1+0.35):ytic(2) \
+       with boxxyerrorbars lc rgb "#4477aa", \
      "" using 4:1 with points pt 7 ps 1.5 lc rgb "#cc3311"
 ]]):format(120 + 40 * n, outdir, n, outdir))
   gp:close()
