@@ -47,7 +47,9 @@ for _, r in ipairs(rows) do
   local target = tonumber(tostring(r.target or ""):match("([%d.]+)"))
   if type(r.ratio) == "number" and r.ratio > 0 then
     n = n + 1
-    dat:write(string.format("%d \"%s\" %.6g %s\n", n, (s(r.bench) .. ": " .. s(r.ratio_desc)):gsub('"', "'"),
+    local label = (s(r.bench) .. ": " .. s(r.what)):gsub('"', "'")
+    if #label > 60 then label = label:sub(1, 57) .. "..." end
+    dat:write(string.format("%d \"%s\" %.6g %s\n", n, label,
       r.ratio, target and string.format("%.6g", target) or "NaN"))
   end
 end
@@ -55,7 +57,7 @@ dat:close()
 if n > 0 and os.execute("command -v gnuplot >/dev/null 2>&1") then
   local gp = assert(io.open(outdir .. "/report.gp", "w"))
   gp:write(([[
-set terminal pngcairo size 1100,%d font "sans,10"
+set terminal pngcairo noenhanced size 1200,%d font "sans,10"
 set output "%s/report.png"
 set title "smugoauth benchmarks: ratio (bar) and target (point)"
 set logscale x
