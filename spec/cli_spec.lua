@@ -8,42 +8,16 @@ local cli = require "smugoauth.cli"
 local core = require "smugoauth.core"
 local json = require "smugoauth.json"
 local cjson = require "cjson.safe"
-local socket = require "socket"
 
+local files = require "support.files"
 local q = sandbox.q
+local write_file, read_file, tmpdir, wait_for = files.write_file, files.read_file, files.tmpdir, files.wait_for
 
 local CONSUMER_SECRET = "cli-consumer-secret&x y"
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -m 700 " .. q(dir)))
-  return dir
-end
 
-local function wait_for(pred, seconds)
-  local deadline = socket.gettime() + (seconds or 10)
-  while socket.gettime() < deadline do
-    local v = pred()
-    if v then return v end
-    socket.sleep(0.02)
-  end
-  return nil
-end
 
 local function pwd()
   local p = assert(io.popen("pwd"))

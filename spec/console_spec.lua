@@ -2,23 +2,12 @@
 -- sandbox; and every way it can fail, each a one-line reason and exit 1.
 local sandbox = require "support.sandbox"
 local json = require "smugoauth.json"
-local socket = require "socket"
 
+local files = require "support.files"
 local q = sandbox.q
+local write_file, read_file, wait_for = files.write_file, files.read_file, files.wait_for
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- Start the console with stdin from a FIFO; returns a handle.
 local function start_console(config)
@@ -33,15 +22,6 @@ local function start_console(config)
   return h
 end
 
-local function wait_for(pred, seconds)
-  local deadline = socket.gettime() + (seconds or 10)
-  while socket.gettime() < deadline do
-    local v = pred()
-    if v then return v end
-    socket.sleep(0.02)
-  end
-  return nil
-end
 
 local function finish(h)
   if h.stdin then h.stdin:close() h.stdin = nil end
