@@ -37,15 +37,9 @@ local ERRNO_TEXT = {
   EBUSY = "Device or resource busy", EROFS = "Read-only file system", ENFILE = "Too many open files in system",
 }
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local files = require "support.files"
+local q, slurp = files.q, files.slurp
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 local function sh(cmd)
   local p = assert(io.popen(cmd))

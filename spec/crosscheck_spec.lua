@@ -50,18 +50,11 @@ local SIG_METHODS = { "HMAC-SHA1", "HMAC-SHA256", "HMAC-SHA512", "PLAINTEXT", "R
 
 -- ------------------------------------------------------------ helpers
 
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local files = require "support.files"
+local function readfile(path) return assert(files.slurp(path), "cannot read " .. path) end
+local writefile = files.write_file
 
-local function writefile(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+
 
 local function sh(cmd)
   local ok = os.execute(cmd)

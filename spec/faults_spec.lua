@@ -33,15 +33,9 @@ local FORBIDDEN = {
   QUERY_MARK, "q=qmark", "LEAKED-S3CRET",
 }
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local files = require "support.files"
+local q, slurp = files.q, files.slurp
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 local function alive(pid)
   local s = slurp("/proc/" .. pid .. "/stat")

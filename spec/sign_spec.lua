@@ -15,18 +15,11 @@ local VECTORS = ROOT .. "spec/support/vectors/"
 
 -- ------------------------------------------------------------ helpers
 
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local files = require "support.files"
+local function readfile(path) return assert(files.slurp(path), "cannot read " .. path) end
+local writefile = files.write_file
 
-local function writefile(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+
 
 local function sh(cmd)
   return os.execute(cmd) == true

@@ -23,6 +23,15 @@ function M.read_file(path)
   return s
 end
 
+--- The file's contents, or nil when it cannot be read.
+function M.slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 --- A new private (0700) temporary directory.
 function M.tmpdir()
   local dir = os.tmpname()

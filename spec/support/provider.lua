@@ -56,19 +56,10 @@ local function decode_form(s)
 end
 M.decode_form = decode_form
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local files = require "support.files"
+local read_file, write_file = files.slurp, files.write_file
 
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+
 
 -- Run a shell command; true when it exited 0.
 local function run(cmd)

@@ -14,19 +14,9 @@ local socket = require "socket"
 
 local M = {}
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
-M.q = q
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-M.read_file = read_file
+local files = require "support.files"
+local q, read_file = files.q, files.slurp
+M.q, M.read_file = q, read_file
 
 --- A fresh private temp directory (mode 0700); removed by M.remove_dir.
 function M.tmpdir()
