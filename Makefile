@@ -14,8 +14,10 @@ LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 BINDIR       ?= $(PREFIX)/bin
 BUSTED       ?= $(LUA) /usr/bin/busted
 
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl openssl 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs libcurl openssl 2>/dev/null)
+# Lazily expanded (=, not :=): on a fresh machine the packages that provide
+# them are installed by `make deps` after this Makefile has been read.
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl openssl 2>/dev/null)
+PKG_LIBS   = $(shell $(PKG_CONFIG) --libs libcurl openssl 2>/dev/null)
 
 WARN    = -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
           -Wpointer-arith -Wcast-qual -Wformat=2 -Wundef
