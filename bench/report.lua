@@ -40,37 +40,69 @@ f:write(table.concat(md, "\n"), "\n")
 f:close()
 print(table.concat(md, "\n"))
 
--- chart: each ratio as a bar, its target as a point (log scale)
+-- chart: every bar reads "higher is better", its target marked. A ratio
+-- whose target is "<= x" (lower is better: floor/ours, curl/ours, a time
+-- ratio) is drawn inverted (1/ratio against 1/x: a fraction of the floor, or
+-- times as fast as the alternative); a figure with a limit and no ratio
+-- ("< 32" MB) is drawn as headroom (limit/figure, target 1).
+local function better(r)
+  local target = tostring(r.target or "")
+  local op, t = target:match("^%s*([<>]=?)%s*([%d.]+)")
+  t = tonumber(t)
+  local ratio, ours = tonumber(r.ratio), tonumber(r.ours)
+  if ratio and ratio > 0 then
+    local desc = s(r.ratio_desc)
+    if op and op:sub(1, 1) == "<" then
+      local a, b = desc:match("^([^/%s]+)/([^/%s]+)")
+      local flipped = "1/(" .. desc .. ")"
+      if a and desc:find("(time)", 1, true) then flipped = a .. "/" .. b .. " (speed)"
+      elseif a then flipped = b .. "/" .. a end
+      return 1 / ratio, t and 1 / t, flipped
+    end
+    return ratio, (op and op:sub(1, 1) == ">") and t or nil, desc
+  elseif ours and ours > 0 and t and op and op:sub(1, 1) == "<" then
+    return t / ours, 1, "headroom: limit/figure"
+  end
+end
+
 local dat = assert(io.open(outdir .. "/report.dat", "w"))
-local n = 0
+local n, lo = 0, 1
 for _, r in ipairs(rows) do
-  local target = tonumber(tostring(r.target or ""):match("([%d.]+)"))
-  if type(r.ratio) == "number" and r.ratio > 0 then
+  local v, target = better(r)
+  if v then lo = math.min(lo, v, target or v) end
+end
+local xmin = 10 ^ math.floor(math.log(lo / 2, 10))     -- every bar starts here
+for _, r in ipairs(rows) do
+  local v, target, desc = better(r)
+  if v then
     n = n + 1
     local label = (s(r.bench) .. ": " .. s(r.what)):gsub('"', "'")
-    if #label > 60 then label = label:sub(1, 57) .. "..." end
-    dat:write(string.format("%d \"%s\" %.6g %s\n", n, label,
-      r.ratio, target and string.format("%.6g", target) or "NaN"))
+    if #label > 58 then label = label:sub(1, 55) .. "..." end
+    label = label .. " [" .. desc:gsub('"', "'") .. "]"
+    local met = target == nil or v >= target
+    dat:write(string.format("%d \"%s\" %.6g %s %s\n", n, label, v,
+      target and string.format("%.6g", target) or "NaN", met and "2263091" or "13382417"))
   end
 end
 dat:close()
 if n > 0 and os.execute("command -v gnuplot >/dev/null 2>&1") then
   local gp = assert(io.open(outdir .. "/report.gp", "w"))
   gp:write(([[
-set terminal pngcairo noenhanced size 1200,%d font "sans,10"
+set terminal pngcairo noenhanced size 1300,%d font "sans,10"
 set output "%s/report.png"
-set title "smugoauth benchmarks: ratio (bar) and target (point)"
+set title "smugoauth benchmarks: higher is better (bar: ours, green = target met, red = missed; black mark: target)"
 set logscale x
-set xlabel "ratio (log scale)"
+set xrange [%g:*]
+set xlabel "times better than the alternative, or fraction of the floor (log scale)"
 set yrange [0.5:%d.5]
 set ytics nomirror
 set style fill solid 0.6
 set grid xtics
 unset key
-plot "%s/report.dat" using (sqrt($3)):1:(1):($3):($1-0.35):($1+0.35):ytic(2) \
-       with boxxyerrorbars lc rgb "#4477aa", \
-     "" using 4:1 with points pt 7 ps 1.5 lc rgb "#cc3311"
-]]):format(120 + 40 * n, outdir, n, outdir))
+plot "%s/report.dat" using (sqrt(%g*$3)):1:(%g):($3):($1-0.35):($1+0.35):5:ytic(2) \
+       with boxxyerrorbars lc rgb variable, \
+     "" using 4:1:($1-0.45):($1+0.45) with yerrorbars pt 0 lw 3 lc rgb "black"
+]]):format(120 + 40 * n, outdir, xmin, n, outdir, xmin, xmin))
   gp:close()
   if os.execute("gnuplot " .. outdir .. "/report.gp 2>/dev/null") then
     print("chart: " .. outdir .. "/report.png")
