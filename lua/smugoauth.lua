@@ -76,6 +76,9 @@ end
 -- versions); otherwise nil, err (code "config") and the token goes nowhere.
 -- Scripts that read a config they do not control should pass the client.
 function M.load_credentials(path, c)
+  if c ~= nil and (type(c) ~= "table" or type(c.api_origin) ~= "string") then
+    error("load_credentials: the second argument must be a client", 2)
+  end
   local credentials = require "smugoauth.credentials"
   local data, err = credentials.load(path)
   if not data then return nil, err end

@@ -464,6 +464,8 @@ describe("smugoauth command security", function()
       assert.is_nil(tostring(err):find(s, 1, true))
       -- without a client: as before, no check
       assert.equal(t, (smugoauth.load_credentials(creds)))
+      assert.has_error(function() smugoauth.load_credentials(creds, "client") end,
+        "load_credentials: the second argument must be a client")
     end)
   end)
 

@@ -94,19 +94,28 @@ local function scrub(s, keep, byte, char)
       out[n] = sub(s, i, j - 1)
     end
     local b = s:byte(j)
-    local size = b >= 0xF0 and 4 or b >= 0xE0 and 3 or b >= 0xC2 and 2 or 1
-    local rep
+    local rep, size
     if b < 0x80 then
-      rep = keep and keep[b] and char_of(b) or byte(b)
+      rep, size = keep and keep[b] and char_of(b) or byte(b), 1
     else
-      local ch = sub(s, j, j + size - 1)
-      local cp = size > 1 and b <= 0xF4 and #ch == size and utf8.len(ch) == 1 and utf8.codepoint(ch)
-      if not cp then
-        rep, size = byte(b), 1
-      elseif cp <= 0x9F or is_bidi(cp) then
-        rep = char(cp)
+      -- a run of non-ASCII bytes that is valid UTF-8 with no C1 or bidi
+      -- control passes whole (the common case: text in other scripts)
+      local k = find(s, "[^\128-\255]", j) or len + 1
+      local run = sub(s, j, k - 1)
+      if utf8.len(run) and not find(run, "\194[\128-\159]") and not find(run, "\226\128[\170-\174]")
+          and not find(run, "\226\129[\166-\169]") then
+        rep, size = run, #run
       else
-        rep = ch
+        size = b >= 0xF0 and 4 or b >= 0xE0 and 3 or b >= 0xC2 and 2 or 1
+        local ch = sub(s, j, j + size - 1)
+        local cp = size > 1 and b <= 0xF4 and #ch == size and utf8.len(ch) == 1 and utf8.codepoint(ch)
+        if not cp then
+          rep, size = byte(b), 1
+        elseif cp <= 0x9F or is_bidi(cp) then
+          rep = char(cp)
+        else
+          rep = ch
+        end
       end
     end
     n = n + 1
