@@ -64,14 +64,29 @@ function M.from_config(path, opts)
               api_origin = conf.api_origin, upload_origin = conf.upload_origin,
               ca_file = conf.ca_file }
   for k, v in pairs(opts or {}) do o[k] = v end
-  return client.new(o)
+  local c = client.new(o)
+  c.config_path = conf.path       -- named when stored credentials do not fit it
+  return c
 end
 
---- Load stored credentials: `smugoauth.load_credentials([path])` -> token,
--- secret (and the whole record), or nil, err. See smugoauth.credentials.
-function M.load_credentials(path)
-  local data, err = require("smugoauth.credentials").load(path)
+--- Load stored credentials: `smugoauth.load_credentials([path [, client]])`
+-- -> token, secret (and the whole record), or nil, err. With a client, the
+-- credentials must have been issued for its API key and its oauth, api and
+-- upload origins (see smugoauth.credentials.check for files written by older
+-- versions); otherwise nil, err (code "config") and the token goes nowhere.
+-- Scripts that read a config they do not control should pass the client.
+function M.load_credentials(path, c)
+  if c ~= nil and (type(c) ~= "table" or type(c.api_origin) ~= "string") then
+    error("load_credentials: the second argument must be a client", 2)
+  end
+  local credentials = require "smugoauth.credentials"
+  local data, err = credentials.load(path)
   if not data then return nil, err end
+  if c ~= nil then
+    local ok, cerr = credentials.check(data, c, { credentials = path or credentials.default_path(),
+                                                  config = c.config_path })
+    if not ok then return nil, cerr end
+  end
   return data.token, data.secret, data
 end
 

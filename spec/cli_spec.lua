@@ -357,7 +357,8 @@ describe("smugoauth command", function()
 
     it("a rejected token exits 5 and suggests login", function()
       local bad = dir .. "/bad.json"
-      core.write_private(bad, json.compact { token = "0123456789abcdef", secret = "nope", key = "cli-key" })
+      core.write_private(bad, json.compact { token = "0123456789abcdef", secret = "nope", key = "cli-key",
+                                             api_origin = sb.origin })
       local rc, out, err = run { "--config", config, "--credentials", bad, "get", "/api/v2!authuser" }
       os.remove(bad)
       assert.equal(5, rc)
@@ -380,10 +381,15 @@ describe("smugoauth command", function()
     it("follows the approval redirect to the local callback and stores the token", function()
       local path = dir .. "/web/credentials.json"
       local h = start { "--config", config, "--credentials", path, "login", "--web", "--timeout", "20" }
-      local url = wait_for(function() return read_file(h.err):match("Go to (%S+) in a web browser%.\n") end)
-      assert.is_string(url)
-      local callback = read_file(h.err):match("at (http://localhost:%d+/callback)")
+      local start_url = wait_for(function() return read_file(h.err):match("Go to (%S+) in a web browser%.\n") end)
+      assert.is_string(start_url)
+      local callback = read_file(h.err):match("at (http://127%.0%.0%.1:%d+/callback)")
       assert.is_string(callback)
+      -- the start URL marks this browser and sends it to the authorize page
+      local started = assert(http:request { method = "GET", url = start_url })
+      assert.equal(302, started.status)
+      local url = header(started, "location")
+      local cookie = header(started, "set-cookie"):match("^([^;]+)")
       -- the authorize page, then its Approve form
       local page = assert(http:request { method = "GET", url = url })
       assert.equal(200, page.status)
@@ -394,12 +400,11 @@ describe("smugoauth command", function()
       assert.equal(302, approved.status)
       local location = header(approved, "location")
       assert.equal(callback, location:match("^([^?]+)"))
-      local local_url = location:gsub("^http://localhost:", "http://127.0.0.1:")
       -- a callback for another token is refused and the login keeps waiting
-      local wrong = assert(http:request { method = "GET",
-        url = local_url:gsub("oauth_token=%x+", "oauth_token=ffff") })
+      local wrong = assert(http:request { method = "GET", headers = { "Cookie: " .. cookie },
+        url = location:gsub("oauth_token=%x+", "oauth_token=ffff") })
       assert.equal(400, wrong.status)
-      local res = assert(http:request { method = "GET", url = local_url })
+      local res = assert(http:request { method = "GET", url = location, headers = { "Cookie: " .. cookie } })
       assert.equal(200, res.status)
       assert.matches("You can close this window", res.body, 1, true)
       local rc, out, err = finish(h)
@@ -581,7 +586,11 @@ describe("smugoauth command", function()
       local far = dir .. "/far.json"
       write_file(far, json.compact { key = "cli-key", secret = "s", oauth_origin = "http://127.0.0.1:9",
                                      api_origin = "http://127.0.0.1:9", upload_origin = "http://127.0.0.1:9" })
-      local rc, out, err = call { "--config", far, "--credentials", creds, "get", "/api/v2!authuser" }
+      -- credentials issued for that (unreachable) origin
+      local far_creds = dir .. "/far-creds.json"
+      core.write_private(far_creds, json.compact { token = "0123456789abcdef", secret = "x", key = "cli-key",
+        oauth_origin = "http://127.0.0.1:9", api_origin = "http://127.0.0.1:9", upload_origin = "http://127.0.0.1:9" })
+      local rc, out, err = call { "--config", far, "--credentials", far_creds, "get", "/api/v2!authuser" }
       local _
       assert.equal(4, rc)
       assert.equal("", out)

@@ -14,8 +14,22 @@
 --   getenv(name)            default os.getenv (SMUGOAUTH_CONFIG,
 --                           SMUGOAUTH_CREDENTIALS, XDG_CONFIG_HOME, HOME,
 --                           SMUGOAUTH_DEBUG, DISPLAY, WAYLAND_DISPLAY)
---   open_url(url)           open a browser for `login --web`; default runs
---                           xdg-open when DISPLAY or WAYLAND_DISPLAY is set
+--   open_url(url)           open a browser for `login --web` (url is the
+--                           one-shot start URL, never the authorize URL);
+--                           default runs xdg-open when DISPLAY or
+--                           WAYLAND_DISPLAY is set, with no URL in any shell
+--                           command line
+--
+-- Everything printed from the API is made safe for a terminal: one-line
+-- outputs (whoami, "Logged in as", ImageUris) and messages always, with
+-- controls, DEL, C1, bidi controls and invalid UTF-8 shown as escapes (\x1b,
+-- \u009b, \u202e, \xff); JSON output with those as \u escapes (the same
+-- JSON value; invalid UTF-8 becomes U+FFFD); other bodies on a terminal only
+-- (a pipe gets them as they came).
+--
+-- Stored credentials are used only with the API key and the oauth, api and
+-- upload origins they were issued for (smugoauth.credentials.check), before
+-- any request: a config.json elsewhere cannot send the token to another server.
 --
 -- The origin overrides of the config (SMUGOAUTH_API_ORIGIN, ...) are read by
 -- smugoauth.config from the process environment.
@@ -28,6 +42,7 @@ local config = require "smugoauth.config"
 local credentials = require "smugoauth.credentials"
 
 local M = {}
+local find, sub, concat, char_of = string.find, string.sub, table.concat, string.char
 
 --- Exit statuses.
 M.OK = 0        -- success
@@ -51,9 +66,91 @@ local WEB_TIMEOUT = 300         -- seconds to wait for the browser callback
 local Failure = {}
 Failure.__index = Failure
 
+------------------------------------------------------------------ terminal safety
+
+-- Bidi overrides and isolates (U+202A-U+202E, U+2066-U+2069): they reorder
+-- what follows them on the line.
+local function is_bidi(cp)
+  return (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069)
+end
+
+-- s with every byte a terminal could act on replaced: C0 controls (but those
+-- in `keep`, a set of byte values), DEL, C1 controls (U+0080-U+009F, as UTF-8),
+-- bidi controls and bytes that are not valid UTF-8. `byte(b)` gives the
+-- replacement of a control or invalid byte, `char(cp)` that of a C1 or bidi
+-- code point. Valid UTF-8 text and printable ASCII pass as they are.
+local function scrub(s, keep, byte, char)
+  if not find(s, "[^\32-\126]") then return s end
+  local out, n, i, len = {}, 0, 1, #s
+  while i <= len do
+    local j = find(s, "[^\32-\126]", i)
+    if not j then
+      n = n + 1
+      out[n] = sub(s, i)
+      break
+    end
+    if j > i then
+      n = n + 1
+      out[n] = sub(s, i, j - 1)
+    end
+    local b = s:byte(j)
+    local rep, size
+    if b < 0x80 then
+      rep, size = keep and keep[b] and char_of(b) or byte(b), 1
+    else
+      -- a run of non-ASCII bytes that is valid UTF-8 with no C1 or bidi
+      -- control passes whole (the common case: text in other scripts)
+      local k = find(s, "[^\128-\255]", j) or len + 1
+      local run = sub(s, j, k - 1)
+      if utf8.len(run) and not find(run, "\194[\128-\159]") and not find(run, "\226\128[\170-\174]")
+          and not find(run, "\226\129[\166-\169]") then
+        rep, size = run, #run
+      else
+        size = b >= 0xF0 and 4 or b >= 0xE0 and 3 or b >= 0xC2 and 2 or 1
+        local ch = sub(s, j, j + size - 1)
+        local cp = size > 1 and b <= 0xF4 and #ch == size and utf8.len(ch) == 1 and utf8.codepoint(ch)
+        if not cp then
+          rep, size = byte(b), 1
+        elseif cp <= 0x9F or is_bidi(cp) then
+          rep = char(cp)
+        else
+          rep = ch
+        end
+      end
+    end
+    n = n + 1
+    out[n] = rep
+    i = j + size
+  end
+  return concat(out)
+end
+
+local function esc_byte(b) return ("\\x%02x"):format(b) end
+local function esc_char(cp) return ("\\u%04x"):format(cp) end
+local KEEP_LINES = { [9] = true, [10] = true }
+
+-- Text for a terminal: `safe(s [, lines])`. Controls, C1, bidi controls and
+-- invalid UTF-8 become visible escapes (`\x1b`, `\u009b`, `\u202e`, `\xff`);
+-- with `lines`, newlines and tabs are kept.
+local function safe(s, lines)
+  return scrub(tostring(s), lines and KEEP_LINES or nil, esc_byte, esc_char)
+end
+
+-- JSON text (as lua-cjson writes it) with DEL, C1 and bidi controls as \u
+-- escapes and invalid UTF-8 as U+FFFD: the same JSON value for valid input,
+-- nothing a terminal acts on. Newlines (the pretty printer's) are kept.
+local function json_byte(b)
+  if b < 0x80 then return ("\\u%04x"):format(b) end
+  return "\\ufffd"
+end
+local KEEP_NL = { [10] = true }
+local function safe_json(s)
+  return scrub(s, KEEP_NL, json_byte, esc_char)
+end
+
+-- One line of text for a message: the first line, made safe.
 local function one_line(s)
-  s = tostring(s):match("^[^\n]*")
-  return (s:gsub("[%z\1-\8\11-\31\127]", "?"))
+  return safe(tostring(s):match("^[^\n]*"))
 end
 
 local function fail(status, msg)
@@ -106,26 +203,28 @@ end
 function Ctx:report(err, what, login_hint)
   local status, msg, rest = describe(err, what, login_hint)
   self:note("smugoauth: ", msg, "\n")
-  if self.debug and rest ~= "" then self:note(rest, "\n") end
+  if self.debug and rest ~= "" then self:note(safe(rest, true), "\n") end
   return status
 end
 
 function Ctx:fail_err(err, what, login_hint)
   local status, msg, rest = describe(err, what, login_hint)
-  if self.debug and rest ~= "" then self.debug_rest = rest end
+  if self.debug and rest ~= "" then self.debug_rest = safe(rest, true) end
   fail(status, msg)
 end
 
 function Ctx:json_out(v)
   local s = self.pretty and json.pretty(v) or json.compact(v)
-  self:out(s, "\n")
+  self:out(safe_json(s), "\n")
 end
 
--- Print a response body: JSON formatted, anything else as it came.
+-- Print a response body: JSON formatted, anything else as it came (made
+-- safe on a terminal).
 function Ctx:body_out(body)
   if body == nil or body == "" then return end
   local v = cjson.decode(body)
   if v == nil then
+    if self.isatty(1) then body = safe(body, true) end
     self:out(body, body:sub(-1) == "\n" and "" or "\n")
   else
     self:json_out(v)
@@ -148,7 +247,7 @@ function Ctx:client()
   local debug = false
   if self.debug then
     local stderr = self.stderr
-    debug = function(line) stderr:write(line, "\n") end
+    debug = function(line) stderr:write(safe(line), "\n") end
   end
   local ok, client, err = pcall(smugoauth.from_config, self:config_path(), { debug = debug })
   if not ok then fail(M.AUTH, "config: " .. tostring(client):gsub("^[^:]*:%d+: ", "")) end
@@ -163,9 +262,14 @@ function Ctx:session()
   local path = self:credentials_path()
   local token, secret, record = smugoauth.load_credentials(path)
   if not token then fail(M.AUTH, tostring(secret.message or secret)) end
-  if type(record.key) == "string" and record.key ~= client.key then
-    fail(M.AUTH, path .. ": the stored token belongs to another API key; run `smugoauth login`")
-  end
+  -- before any request: the token goes only where it was issued
+  local ok, err = credentials.check(record, client, { credentials = path, config = function(field)
+    local env = "SMUGOAUTH_" .. field:upper()
+    local v = os.getenv(env)
+    if field ~= "key" and v and v ~= "" then return env end
+    return self:config_path()
+  end })
+  if not ok then fail(M.AUTH, err.message) end
   return client:session(token, secret)
 end
 
@@ -259,15 +363,28 @@ local function finish_login(ctx, client, at, ats)
   local user = type(body) == "table" and type(body.Response) == "table" and body.Response.User or {}
   local name = type(user.NickName) == "string" and user.NickName or "?"
   if type(user.Name) == "string" and user.Name ~= "" then name = name .. " (" .. user.Name .. ")" end
-  ctx:out("Logged in as ", name, "; credentials stored in ", path, "\n")
+  ctx:out("Logged in as ", safe(name), "; credentials stored in ", path, "\n")
   return M.OK
 end
 
+-- Open url in a browser with xdg-open when a display is present. No shell
+-- command line holds the URL: it goes to the shell in a new 0600 file
+-- (mkstemp) that the shell reads and removes before it execs the opener, so
+-- only the opener's own argv (and the browser's) holds it. For `login --web`
+-- that is the one-shot start URL, never the request token.
 local function default_open_url(ctx, url)
   local d, w = ctx.getenv("DISPLAY"), ctx.getenv("WAYLAND_DISPLAY")
   if (not d or d == "") and (not w or w == "") then return false end
-  local q = "'" .. url:gsub("'", [['\'']]) .. "'"
-  os.execute("xdg-open " .. q .. " >/dev/null 2>&1 </dev/null &")
+  local ok, tmp = pcall(os.tmpname)
+  if not ok then return false end
+  local f = io.open(tmp, "wb")
+  if not f or not f:write(url) or not f:close() then
+    if f then f:close() end
+    os.remove(tmp)
+    return false
+  end
+  local qt = "'" .. tmp:gsub("'", [['\'']]) .. "'"
+  os.execute("(u=$(cat " .. qt .. "); rm -f " .. qt .. "; exec xdg-open \"$u\") >/dev/null 2>&1 </dev/null &")
   return true
 end
 
@@ -278,22 +395,91 @@ end
 
 local HTML = { ["Content-Type"] = "text/html; charset=utf-8", ["Cache-Control"] = "no-store",
                ["Content-Security-Policy"] = "default-src 'none'",
-               ["X-Content-Type-Options"] = "nosniff", ["Connection"] = "close" }
+               ["X-Content-Type-Options"] = "nosniff", ["Referrer-Policy"] = "no-referrer",
+               ["Connection"] = "close" }
 
--- The browser flow: a one-shot callback server on 127.0.0.1.
+local function hex(n)
+  return (core.random_bytes(n):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+local LOOPBACK_HEX = { ["0100007F"] = true, ["7F000001"] = true }   -- 127.0.0.1, either byte order
+
+-- The uid that owns the client end of a loopback TCP connection to our port,
+-- from /proc/net/tcp and tcp6 (Linux), or nil when it cannot be told (no /proc,
+-- not listed). peer is "ip:port" as httpd gives it.
+local function peer_uid(peer, port)
+  local pport = tonumber(tostring(peer):match(":(%d+)$"))
+  if not pport then return nil end
+  local lp, rp = (":%04X"):format(pport), (":%04X"):format(port)
+  for _, table_path in ipairs { "/proc/net/tcp", "/proc/net/tcp6" } do
+    local f = io.open(table_path, "rb")
+    if f then
+      for line in f:lines() do
+        local la, ra, uid = line:match("^%s*%d+:%s+(%x+:%x+)%s+(%x+:%x+)%s+%x+%s+%x+:%x+%s+%x+:%x+%s+%x+%s+(%d+)")
+        if la and la:sub(-5) == lp and ra:sub(-5) == rp and LOOPBACK_HEX[ra:sub(-13, -6)] then
+          f:close()
+          return tonumber(uid)
+        end
+      end
+      f:close()
+    end
+  end
+  return nil
+end
+
+local COOKIE = "smugoauth_login"
+
+-- The browser flow: a one-shot callback server on 127.0.0.1, advertised as
+-- http://127.0.0.1:PORT (the address it is bound to: RFC 8252 7.3, 8.3).
+-- The login is bound to the browser that starts it: the start URL
+-- /start?s=<128-bit secret> sets a random cookie and redirects to the
+-- provider; /callback needs that cookie as well as the request token. A second
+-- visit to the start URL aborts the login. On Linux, requests from another
+-- local user (the owner of the client socket) are refused outright.
 local function login_web(ctx, client, opts, extra, port, timeout)
   local httpd = require "smugoauth.httpd"
-  local got = {}
-  local rt
+  local secret, cookie = hex(16), hex(32)
+  local me = core.getuid()
+  local got, warned = {}, {}
+  local rt, authorize, bound
   local srv <close>, serr = httpd.new {
     host = "127.0.0.1", port = port, max_body = 4096,
     log = function(msg) ctx:note("smugoauth: login: callback server: ", one_line(msg), "\n") end,
     handler = function(req)
+      local uid = peer_uid(req.peer, bound)
+      if uid and uid ~= me then
+        if not warned[uid] then
+          warned[uid] = true
+          ctx:note(("smugoauth: login: refused a request from another local user (uid %d)\n"):format(uid))
+        end
+        return 403, HTML, html_page("Refused", "This login belongs to another user of this computer.")
+      end
+      if req.path == "/start" then
+        local s = req.params.s
+        if req.method ~= "GET" or type(s) ~= "string" or not core.equal(s, secret) then
+          return 404, HTML, html_page("Not found", "This link is not for the login in progress.")
+        end
+        if got.started then
+          got.aborted = true
+          return 409, HTML, html_page("Login aborted", "This login link was opened twice, so someone " ..
+            "else may have it: the login was aborted and nothing was stored. Run smugoauth login again.")
+        end
+        got.started = true
+        return 302, { Location = authorize, ["Cache-Control"] = "no-store", ["Referrer-Policy"] = "no-referrer",
+          ["Set-Cookie"] = ("%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax")
+            :format(COOKIE, cookie, math.ceil(timeout) + 60),
+          Connection = "close" }, ""
+      end
       if req.path ~= "/callback" then
         return 404, { ["Content-Type"] = "text/plain", Connection = "close" }, "not found\n"
       end
+      local c = req.cookies[COOKIE]
+      if not got.started or type(c) ~= "string" or not core.equal(c, cookie) then
+        return 403, HTML, html_page("Wrong browser", "This browser did not start the login in progress. " ..
+          "Open the link smugoauth printed in this browser.")
+      end
       local p = req.params
-      if not rt or type(p.oauth_token) ~= "string" or not core.equal(p.oauth_token, rt) then
+      if type(p.oauth_token) ~= "string" or not core.equal(p.oauth_token, rt) then
         return 400, HTML, html_page("Wrong login", "This link is not for the login in progress. " ..
           "Use the link smugoauth printed last.")
       end
@@ -306,16 +492,21 @@ local function login_web(ctx, client, opts, extra, port, timeout)
     end,
   }
   if not srv then fail(M.ERROR, "login: cannot listen on 127.0.0.1:" .. port .. ": " .. tostring(serr)) end
-  local callback = ("http://localhost:%d/callback"):format(srv.port)
+  bound = srv.port
+  local base = ("http://127.0.0.1:%d"):format(bound)
+  local callback = base .. "/callback"
   local rts
   rt, rts = client:request_token(callback)
   if not rt then ctx:fail_err(rts, "login: could not get a request token") end
-  local url = client:authorize_url(rt, extra)
-  ctx:note("Go to ", url, " in a web browser.\n")
-  if not opts["no-browser"] then (ctx.open_url or function(u) return default_open_url(ctx, u) end)(url) end
+  authorize = client:authorize_url(rt, extra)
+  local start_url = base .. "/start?s=" .. secret
+  ctx:note("Go to ", start_url, " in a web browser.\n")
+  if not opts["no-browser"] then
+    (ctx.open_url or function(u) return default_open_url(ctx, u) end)(start_url)
+  end
   ctx:note(("Waiting up to %d s for the authorization at %s ...\n"):format(math.floor(timeout), callback))
   local deadline = core.monotime() + timeout
-  while not got.verifier and not got.denied do
+  while not got.verifier and not got.denied and not got.aborted do
     local left = deadline - core.monotime()
     if left <= 0 then
       fail(M.NETWORK, ("login: no authorization arrived within %d s (timeout)"):format(math.floor(timeout)))
@@ -327,6 +518,10 @@ local function login_web(ctx, client, opts, extra, port, timeout)
   local until_t = core.monotime() + 2
   while srv:connections() > 0 and core.monotime() < until_t do srv:step(0.05) end
   srv:close()
+  if got.aborted then
+    fail(M.ERROR, "login: aborted: the start URL was opened twice (someone else may have opened it); " ..
+      "nothing was stored. Run `smugoauth login --web` again")
+  end
   if got.denied then fail(M.OAUTH, "login: the authorization was not granted") end
   local at, ats = client:access_token(rt, rts, got.verifier)
   if not at then ctx:fail_err(ats, "login: the authorization was refused") end
@@ -352,14 +547,17 @@ Without --web: prints the authorization URL on stderr; open it in a browser,
 approve, and type the six-digit code you are shown at the prompt (stdin).
 
 With --web: listens on 127.0.0.1 (a one-shot server) for the redirect to
-http://localhost:PORT/callback, opens a browser when a display is present, and
-waits for you to approve.
+http://127.0.0.1:PORT/callback, and prints a one-time start URL on stderr
+(http://127.0.0.1:PORT/start?s=...), which it also opens in a browser when a
+display is present. The start URL sends that browser to SmugMug and marks it
+with a cookie: only that browser can complete the login. If the start URL is
+opened a second time, the login is aborted and nothing is stored.
 
 Options:
   --web              use the browser callback instead of the code
   --port N           callback port for --web (default: any free port)
   --timeout S        seconds --web waits for the callback (default 300)
-  --no-browser       with --web, only print the URL
+  --no-browser       with --web, only print the start URL
   --access A         Public or Full (default Full)
   --permissions P    Read, Add or Modify (default Modify)
 ]],
@@ -414,7 +612,7 @@ Options:
     else
       local s = tostring(user.NickName)
       if type(user.Name) == "string" and user.Name ~= "" then s = s .. " (" .. user.Name .. ")" end
-      ctx:out(s, "\n")
+      ctx:out(safe(s), "\n")
     end
     return M.OK
   end,
@@ -542,7 +740,8 @@ end
 
 -- A progress bar on stderr for one file.
 local function progress_bar(ctx, name)
-  if #name > 24 then name = name:sub(1, 21) .. "..." end
+  name = safe(name)                                  -- valid UTF-8 from here on
+  if utf8.len(name) > 24 then name = name:sub(1, utf8.offset(name, 22) - 1) .. "..." end
   local shown, last = false, -1
   local bar = {}
   function bar.update(sent, total)
@@ -624,7 +823,7 @@ Options:
       if res then
         local body = res:json()
         local uri = type(body) == "table" and type(body.Image) == "table" and body.Image.ImageUri
-        ctx:out(tostring(uri or "?"), "\n")
+        ctx:out(safe(uri or "?"), "\n")
         if ctx.stdout.flush then ctx.stdout:flush() end
       else
         local st = ctx:report(err, "upload: " .. file, true)

@@ -306,13 +306,17 @@ function Client:session(token, token_secret)
 end
 
 --- Store an access token (mode 0600, atomically): `client:save_credentials(at, ats [, path])`.
+-- The file records the API key and the oauth, api and upload origins the
+-- token was issued for; `smugoauth.load_credentials(path, client)` and the
+-- `smugoauth` command refuse to use it with others (credentials.check).
 -- Returns true or nil, err. See smugoauth.credentials.
 function Client:save_credentials(token, token_secret, path)
   if type(token) ~= "string" or type(token_secret) ~= "string" then
     error("save_credentials: token and secret must be strings", 2)
   end
   return require("smugoauth.credentials").save({ token = token, secret = token_secret, key = self.key,
-    api_origin = self.api_origin, saved_at = os.time() }, path)
+    oauth_origin = self.oauth_origin, api_origin = self.api_origin, upload_origin = self.upload_origin,
+    saved_at = os.time() }, path)
 end
 
 function Client:close()
