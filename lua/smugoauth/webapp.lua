@@ -328,8 +328,9 @@ end
 --    accepted in the Host header (with the served port), answered with a
 --    redirect to the app's origin; any other Host gets 421 (DNS-rebinding
 --    defence).
---  - `max_api_body` [2 MiB]: bytes `/test` accepts from the API; a longer
---    answer is a 502 page (code `too_large`), the download stopped at the cap.
+--  - `max_api_body` [2 MiB]: bytes `/test` accepts from the API (or the
+--    client's `max_body` when smaller); a longer answer is a 502 page (code
+--    `too_large`), the download stopped at the cap.
 --  - `max_render` [1 MiB]: bytes of text `/test` shows (the JSON
 --    pretty-printed, before HTML escaping); beyond it the text is cut, and the
 --    page says so.
@@ -644,15 +645,19 @@ routes["/test"] = function(self, req, secure)
       ".</p>\n" ..
       "<p>Only paths on the API under /api/v2 are sent.</p>\n" .. path_form(M.DEFAULT_PATH))
   end
+  -- the app's cap, or the client's own when that is smaller
+  local cap = self.max_api_body
+  local client_cap = tointeger(self.client.max_body)
+  if client_cap and client_cap < cap then cap = client_cap end
   local api = self.client:session(rec.t, rec.s)
-  local res, err = api:get(path, nil, { max_body = self.max_api_body })
+  local res, err = api:get(path, nil, { max_body = cap })
   api:close()
   if not res then
     self.log("GET " .. path .. ": " .. err_text(err))
     local detail = ""
     if type(err) == "table" and err.code == "too_large" then
       detail = format("\n<p id=\"too_large\">The answer is larger than this application accepts " ..
-        "(%d bytes); it was not read.</p>", self.max_api_body)
+        "(%d bytes); it was not read.</p>", cap)
     end
     local body = type(err) == "table" and err.body
     if type(body) == "string" and body ~= "" then
