@@ -49,6 +49,7 @@ typedef struct so_req {
   int headers, progress;     /* present? */
   int fresh;                 /* use a new connection */
   long timeout_ms;           /* 0: the client's */
+  size_t max_body;           /* 0: the client's */
   so_url u;
 } so_req;
 

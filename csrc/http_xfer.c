@@ -127,7 +127,8 @@ static size_t check_header(lua_State *L, lua_Integer i, const char *fn) {
 
 /* The keys a request table may have, in so_xfer_readreq's switch order. */
 static const char *const req_fields[] = {
-  "method", "url", "headers", "body", "body_file", "on_progress", "timeout", "fresh", NULL
+  "method", "url", "headers", "body", "body_file", "on_progress", "timeout", "fresh",
+  "max_body", NULL
 };
 
 /* Is the request's method exactly m? */
@@ -170,10 +171,20 @@ void so_xfer_readreq(lua_State *L, int idx, so_req *r, const char *fn) {
       r->progress = 1;
       break;
     case 6: r->timeout_ms = so_opt_ms(L, k, fn); break;
-    default:
+    case 7:
       so_opt_type(L, LUA_TBOOLEAN, k, fn);
       r->fresh = lua_toboolean(L, -1);
       break;
+    default: {                          /* max_body: overrides the client's */
+      lua_Integer n;
+      int ok;
+      so_opt_type(L, LUA_TNUMBER, k, fn);
+      n = lua_tointegerx(L, -1, &ok);
+      if (!ok || n < 1 || (lua_Unsigned)n > (lua_Unsigned)((size_t)-1 / 4))
+        luaL_error(L, "bad option 'max_body' to '%s' (positive integer expected)", fn);
+      r->max_body = (size_t)n;
+      break;
+    }
     }
     lua_pop(L, 1);
   }
@@ -262,7 +273,7 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
    * handle fails; see "retries a dead reused connection" in http_spec). */
   curl_easy_reset(e);
   x->err[0] = '\0';
-  x->max_body = h->max_body;
+  x->max_body = r->max_body ? r->max_body : h->max_body;
   x->sent = 0;
   so_buf_add(&x->what, r->method, r->method_len);
   so_buf_addc(&x->what, ' ');
@@ -331,7 +342,7 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
    * dies before the answer, which must not happen to a non-idempotent upload */
   SET(CURLOPT_FRESH_CONNECT, r->fresh ? 1L : 0L);
   SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
-  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_body);
+  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
   SET(CURLOPT_WRITEFUNCTION, on_write);
   SET(CURLOPT_WRITEDATA, (void *)x);
   SET(CURLOPT_HEADERFUNCTION, on_header);

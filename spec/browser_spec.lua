@@ -1,7 +1,9 @@
 -- browser_spec.lua -- the web flow (examples/web.lua) through a real browser:
 -- Debian's chromium driven by playwright-core (spec/support/browser/flow.js)
--- against the sandbox. What the browser needs is installed when missing
--- (apt-get: chromium, nodejs/npm; npm ci: playwright-core), never skipped.
+-- against the sandbox, with "another local user" listening on [::1] at the
+-- app's port (Chromium tries ::1 first for localhost), who must receive
+-- nothing. What the browser needs is installed when missing (apt-get:
+-- chromium, nodejs/npm; npm ci: playwright-core), never skipped.
 -- SMUGOAUTH_KEEP_SCREENSHOTS=DIR keeps the screenshots there.
 local cjson = require "cjson.safe"
 local sandbox = require "support.sandbox"
@@ -47,15 +49,17 @@ local function is_png(path)
 end
 
 describe("the web flow in chromium", function()
-  local sb, w, dir
+  local sb, w, dir, spy, spy_err
 
   setup(function()
     ensure_browser()
     sb = sandbox.start { key = "browser-key", secret = "browser s3cr&t" }
     dir = web.tmpdir()
     w = web.start { config = web.write_config(dir, sb), key_file = dir .. "/cookie.key" }
+    spy, spy_err = web.spy("::1", w.port)
   end)
   teardown(function()
+    if spy then spy:stop() end
     if w then w:stop() end
     if sb then sb:stop() end
     local keep = os.getenv("SMUGOAUTH_KEEP_SCREENSHOTS")
@@ -64,17 +68,30 @@ describe("the web flow in chromium", function()
   end)
 
   it("authorizes, approves, comes back and shows the escaped JSON with NickName", function()
+    if not spy then
+      print("\n  NOTE: [::1]:" .. w.port .. " cannot be listened on here (" .. tostring(spy_err) ..
+        "): the other-user check is skipped; the rest of the flow runs")
+    end
+    local before = sb:stats().verified
     local p = assert(io.popen("timeout 180 node " .. BROWSER_DIR .. "/flow.js --url " ..
-      web.q(w.origin .. "/") .. " --out " .. web.q(dir) .. " 2>&1"))
+      web.q(w.origin .. "/") .. " --out " .. web.q(dir) ..
+      " --cross " .. web.q(sb.origin .. "/_sandbox/stats") .. " 2>&1"))
     local out = p:read("a")
     p:close()
+    -- another user on [::1] at our port got nothing
+    if spy then assert.same({}, spy.log(), "another local user on [::1] received requests") end
     local report = cjson.decode(out:match("({.*})%s*$") or "")
     assert.is_table(report, "flow.js printed no report:\n" .. out)
     assert.is_true(report.ok, "the browser flow failed: " .. tostring(report.error) .. "\n" .. out)
 
-    -- every step, in order, on the expected origins
+    -- every step, in order, on the expected origins: the app's is 127.0.0.1
+    assert.matches("^http://127%.0%.0%.1:%d+$", w.origin)
     local names = {}
-    for _, s in ipairs(report.steps) do names[#names + 1] = s.name end
+    for _, s in ipairs(report.steps) do
+      names[#names + 1] = s.name
+      assert.truthy(s.url:find(w.origin .. "/", 1, true) == 1 or s.url:find(sb.origin .. "/", 1, true) == 1,
+        s.name .. ": " .. s.url)
+    end
     assert.equal("start", names[1])
     assert.equal(w.origin .. "/", report.steps[1].url)
     assert.matches("^" .. sb.origin:gsub("%p", "%%%0") .. "/services/oauth/1%.0a/authorize%?",
@@ -97,7 +114,7 @@ describe("the web flow in chromium", function()
     assert.equal(1, #report.cookies)
     local c = report.cookies[1]
     assert.equal("smugoauth_at", c.name)
-    assert.equal("localhost", c.domain)
+    assert.equal("127.0.0.1", c.domain)
     assert.equal("/", c.path)
     assert.is_true(c.httpOnly)
     assert.equal("Lax", c.sameSite)
@@ -106,6 +123,17 @@ describe("the web flow in chromium", function()
     assert.equal(400, report.refused_status)
     assert.matches('/api/v2.evil.com/\\"><b>x</b>', report.refused_text, 1, true)
     assert.equal(0, report.refused_bold)
+
+    -- /authorize typed by the user goes to the provider; opened from another
+    -- origin's page (same site: another port of 127.0.0.1) it is refused
+    assert.matches("^" .. sb.origin:gsub("%p", "%%%0") .. "/services/oauth/1%.0a/authorize%?", report.typed_url)
+    assert.equal(200, report.typed_status)
+    assert.equal(w.origin .. "/authorize", report.cross_url)
+    assert.equal(403, report.cross_status)
+    assert.matches("own pages", report.cross_text, 1, true)
+    -- signed calls the provider verified: two request tokens (the click, the
+    -- typed URL), one access token, one API GET; none for the cross attempt
+    assert.equal(before + 4, sb:stats().verified)
 
     -- no CSP violation or script error on our pages
     for _, line in ipairs(report.console) do

@@ -14,6 +14,45 @@ local sandbox = require "support.sandbox"
 local web = require "support.web_fixture"
 
 local RT, AT = webapp.RT_COOKIE, webapp.AT_COOKIE
+-- Under valgrind (make valgrind sets SMUGOAUTH_SLOW) time bounds scale by it.
+local SLOW = tonumber(os.getenv("SMUGOAUTH_SLOW") or "") or 1
+
+-- The process's resident set (VmRSS) and its peak (VmHWM), KiB.
+local function memory()
+  local s = web.read_file("/proc/self/status") or ""
+  return tonumber(s:match("VmRSS:%s*(%d+)")), tonumber(s:match("VmHWM:%s*(%d+)"))
+end
+
+-- Reset the peak (VmHWM) to the current RSS; false when the kernel refuses.
+local function reset_peak()
+  local f = io.open("/proc/self/clear_refs", "w")
+  if not f then return false end
+  local ok = f:write("5")
+  return (f:close() and ok) and true or false
+end
+
+-- How much the peak RSS grew (KiB) while fn ran; and fn's results.
+local function peak_growth(fn)
+  collectgarbage()
+  collectgarbage()
+  local rss0, hwm0 = memory()
+  local base = reset_peak() and select(2, memory()) or rss0
+  local r = table.pack(fn())
+  local _, hwm1 = memory()
+  -- without a reset the peak may predate fn: count from the RSS before it
+  -- (this can only overstate the growth)
+  if hwm1 < base then hwm1 = math.max(hwm1, hwm0) end
+  return hwm1 - base, table.unpack(r, 1, r.n)
+end
+
+-- Is the IPv6 loopback usable here? true, or false and why.
+local function have_ipv6_loopback()
+  local socket = require "socket"
+  local l, err = socket.bind("::1", 0)
+  if not l then return false, tostring(err) end
+  l:close()
+  return true
+end
 
 -- The key file's 32 bytes (64 hex digits).
 local function read_key(path)
@@ -225,14 +264,14 @@ end)
 describe("webapp (in process, fake provider)", function()
   local function req(path, query, cookies, extra)
     local r = { method = "GET", path = path, query = query or "", scheme = "http",
-                headers = { host = "localhost:8090" }, cookies = cookies or {} }
+                headers = { host = "127.0.0.1:8090" }, cookies = cookies or {} }
     r.params = {}
     for k, v in (query or ""):gmatch("([^&=]+)=([^&]*)") do r.params[k] = core.percent_decode(v) end
     for k, v in pairs(extra or {}) do r[k] = v end
     return r
   end
   local logged
-  local function fake(behaviour)
+  local function fake(behaviour, opts)
     local calls = { n = 0 }
     local client = {
       calls = calls,
@@ -247,11 +286,20 @@ describe("webapp (in process, fake provider)", function()
       end,
       access_token = function(_, ...) calls.n = calls.n + 1 return behaviour.access_token(...) end,
       session = function()
-        return { get = function(_, p) calls.n = calls.n + 1 return behaviour.get(p) end, close = function() end }
+        return { get = function(_, p, _, o)
+          calls.n = calls.n + 1
+          calls.get_opts = o
+          return behaviour.get(p)
+        end, close = function() end }
       end,
     }
-    local app = webapp.new { client = client, key = string.rep("k", 32), log = function(m) logged = m end }
+    local o = { client = client, key = string.rep("k", 32), log = function(m) logged = m end }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local app = webapp.new(o)
     return app, client
+  end
+  local function at_cookie()
+    return core.cookie_seal(string.rep("k", 32), AT, cjson.encode { t = "AT", s = "ATS" }, os.time() + 60)
   end
 
   it("needs a client and rejects unknown options and bad keys", function()
@@ -267,12 +315,165 @@ describe("webapp (in process, fake provider)", function()
     assert.equal("io", err.code)
   end)
 
-  it("asks for the callback http://localhost:<port>/callback and Access=Full&Permissions=Modify", function()
+  it("asks for the callback http://127.0.0.1:<port>/callback and Access=Full&Permissions=Modify", function()
     local app, client = fake { request_token = function() return "RT", "RTS" end }
+    assert.equal("http://127.0.0.1:8090", app.origin)
     local status, h = app:handle(req("/authorize"))
     assert.equal(302, status)
-    assert.equal("http://localhost:8090/callback", client.calls.callback)
+    assert.equal("http://127.0.0.1:8090/callback", client.calls.callback)
     assert.matches("Access=Full&Permissions=Modify", h.Location, 1, true)
+  end)
+
+  it("redirects every route on localhost:<port> to the same target on http://127.0.0.1:<port>", function()
+    local app, client = fake { request_token = function() return "RT", "RTS" end }
+    for _, c in ipairs {
+      { "/", "" }, { "/authorize", "" }, { "/test", "path=%2Fapi%2Fv2%21authuser" },
+      { "/callback", "oauth_token=RT&oauth_verifier=123" },
+    } do
+      local r = req(c[1], c[2], { [AT] = at_cookie() })
+      r.headers.host = "localhost:8090"
+      local status, h = app:handle(r)
+      assert.equal(302, status, c[1])
+      assert.equal("http://127.0.0.1:8090" .. c[1] .. (c[2] ~= "" and "?" .. c[2] or ""), h.Location)
+      assert.is_nil(h["Set-Cookie"])
+    end
+    local r = req("/", "")
+    r.method, r.headers.host = "HEAD", "LOCALHOST:8090"
+    local status, h = app:handle(r)
+    assert.equal(302, status)
+    assert.equal("http://127.0.0.1:8090/", h.Location)
+    assert.equal(0, client.calls.n)                          -- no provider call on the way
+  end)
+
+  it("sends the browser back to http://127.0.0.1:<port>/ after the callback", function()
+    local app = fake { request_token = function() return "RT", "RTS" end,
+                       access_token = function() return "AT", "ATS" end }
+    local _, h = app:handle(req("/authorize"))
+    local rt_cookie = h["Set-Cookie"]:match("^" .. RT .. "=([^;]+)")
+    local status
+    status, h = app:handle(req("/callback", "oauth_token=RT&oauth_verifier=123", { [RT] = rt_cookie }))
+    assert.equal(302, status)
+    assert.equal("http://127.0.0.1:8090/", h.Location)
+  end)
+
+  it("refuses (421) a Host with another port, a malformed port or another name, calling nothing", function()
+    local app, client = fake { request_token = function() return "RT", "RTS" end }
+    for _, host in ipairs {
+      "127.0.0.1:8091", "localhost:8091", "localhost:80", "127.0.0.1", "localhost", "localhost:junk",
+      "localhost:", "127.0.0.1:", "127.0.0.1:08090", "127.0.0.1:8090:8090", "127.0.0.1:+8090",
+      "127.0.0.1:8090 ", "127.0.0.1:99999", "127.0.0.1:65536", "[::1]:junk", "[::1]8090", "[::1",
+      "evil.example:8090", "127.0.0.2:8090", "localhost.:8090", ":8090", "",
+    } do
+      for _, path in ipairs { "/", "/authorize", "/test", "/callback" } do
+        local r = req(path, "", { [AT] = at_cookie() })
+        r.headers.host = host
+        local status, h = app:handle(r)
+        assert.equal(421, status, host .. " " .. path)
+        assert.is_nil(h.Location)
+        assert.is_nil(h["Set-Cookie"])
+      end
+    end
+    local r = req("/")
+    r.headers.host = nil
+    assert.equal(421, (app:handle(r)))
+    assert.equal(0, client.calls.n)
+  end)
+
+  it("takes the origin from the address it binds: [::1] in brackets; no names", function()
+    local c = { request_token = function() end }
+    assert.has_error(function() webapp.new { client = c, host = "localhost" } end)
+    assert.has_error(function() webapp.new { client = c, host = "example.com" } end)
+    assert.has_error(function() webapp.new { client = c, host = "300.0.0.1" } end)
+    assert.equal("http://[::1]:8090", webapp.new { client = c, host = "::1" }.origin)
+    assert.equal("http://[::1]:8090/callback", webapp.new { client = c, host = "[::1]" }.callback)
+    local app = webapp.new { client = c, port = 0 }
+    local srv = assert(app:serve { host = "localhost" })     -- a name: the address it resolved to
+    finally(function() srv:close() end)
+    assert.matches("^http://127%.0%.0%.1:%d+$", app.origin)
+    assert.equal(app.origin .. "/callback", app.callback)
+    local ok, why = have_ipv6_loopback()
+    if not ok then
+      print("\n  NOTE: ::1 is not available here (" .. why .. "): the [::1] origin was not served")
+      return
+    end
+    local app6 = webapp.new { client = c, host = "::1", port = 0 }
+    local srv6 = assert(app6:serve {})
+    finally(function() srv6:close() end)
+    assert.equal("http://[::1]:" .. srv6.port, app6.origin)
+    assert.equal(app6.origin .. "/callback", app6.callback)
+    local r = req("/")
+    r.headers.host = "[::1]:" .. srv6.port
+    assert.equal(200, (app6:handle(r)))
+    r.headers.host = "localhost:" .. srv6.port
+    local status, h = app6:handle(r)
+    assert.equal(302, status)
+    assert.equal(app6.origin .. "/", h.Location)
+  end)
+
+  it("refuses /authorize from another site (Sec-Fetch-Site) before any provider call", function()
+    local app, client = fake { request_token = function() return "RT", "RTS" end }
+    for _, site in ipairs { "cross-site", "same-site", "CROSS-SITE", "garbage" } do
+      local r = req("/authorize")
+      r.headers["sec-fetch-site"] = site
+      local status, h = app:handle(r)
+      assert.equal(403, status, site)
+      assert.is_nil(h["Set-Cookie"])
+      assert.is_nil(h.Location)
+    end
+    assert.equal(0, client.calls.n)
+    for _, site in ipairs { "same-origin", "none", false } do
+      local r = req("/authorize")
+      r.headers["sec-fetch-site"] = site or nil
+      assert.equal(302, (app:handle(r)), tostring(site))
+    end
+    assert.equal(3, client.calls.n)
+  end)
+
+  it("rate-limits the provider calls of /authorize: bursts of 5, then 10 a minute; 429 with Retry-After", function()
+    local t = 1000
+    local app, client = fake({ request_token = function() return "RT", "RTS" end },
+                             { now = function() return t end })
+    for i = 1, 5 do assert.equal(302, (app:handle(req("/authorize"))), i) end
+    assert.equal(5, client.calls.n)
+    local status, h, body = app:handle(req("/authorize"))
+    assert.equal(429, status)
+    assert.equal("6", h["Retry-After"])
+    assert.matches("try again in 6 seconds", body, 1, true)
+    assert.is_nil(h["Set-Cookie"])
+    assert.equal(5, client.calls.n)                          -- no provider call
+    t = t + 3
+    status, h = app:handle(req("/authorize"))
+    assert.equal(429, status)
+    assert.equal("3", h["Retry-After"])
+    t = t + 3
+    assert.equal(302, (app:handle(req("/authorize"))))       -- one token every 6 s
+    assert.equal(429, (app:handle(req("/authorize"))))
+    t = t + 3600                                             -- a long pause: a burst again, no more
+    for i = 1, 5 do assert.equal(302, (app:handle(req("/authorize"))), i) end
+    assert.equal(429, (app:handle(req("/authorize"))))
+    assert.equal(11, client.calls.n)
+    -- refused requests spend no token; other routes are not limited
+    local r = req("/authorize")
+    r.headers["sec-fetch-site"] = "cross-site"
+    assert.equal(403, (app:handle(r)))
+    assert.equal(200, (app:handle(req("/"))))
+    -- the rate and burst are options
+    local app2, client2 = fake({ request_token = function() return "RT", "RTS" end },
+                               { now = function() return t end, authorize_rate = 60, authorize_burst = 1 })
+    assert.equal(302, (app2:handle(req("/authorize"))))
+    status, h = app2:handle(req("/authorize"))
+    assert.equal(429, status)
+    assert.equal("1", h["Retry-After"])
+    t = t + 1
+    assert.equal(302, (app2:handle(req("/authorize"))))
+    assert.equal(2, client2.calls.n)
+    local c = { request_token = function() end }
+    for _, o in ipairs { { authorize_rate = 0 }, { authorize_rate = -1 }, { authorize_rate = 0 / 0 },
+                         { authorize_burst = 0 }, { authorize_burst = 1.5 }, { max_api_body = 0 },
+                         { max_render = 0 }, { max_render = 2.5 } } do
+      o.client = c
+      assert.has_error(function() webapp.new(o) end)
+    end
   end)
 
   it("shows a provider failure as an escaped message (502), never a 500", function()
@@ -304,6 +505,63 @@ describe("webapp (in process, fake provider)", function()
     assert.falsy(body:find("<img", 1, true))
     assert.matches("&lt;script&gt;alert(1)&lt;/script&gt;", body, 1, true)
     assert.matches("&lt;img src=x onerror=alert(1)&gt;", body, 1, true)
+  end)
+
+  it("asks the API for at most max_api_body bytes (2 MiB by default)", function()
+    local app, client = fake { get = function() return { status = 200, body = "{}" } end }
+    assert.equal(200, (app:handle(req("/test", nil, { [AT] = at_cookie() }))))
+    assert.same({ max_body = 2 * 1024 * 1024 }, client.calls.get_opts)
+    app, client = fake({ get = function() return { status = 200, body = "{}" } end }, { max_api_body = 1234 })
+    app:handle(req("/test", nil, { [AT] = at_cookie() }))
+    assert.same({ max_body = 1234 }, client.calls.get_opts)
+    client.max_body = 1000                                   -- the client's own cap, when smaller
+    app:handle(req("/test", nil, { [AT] = at_cookie() }))
+    assert.same({ max_body = 1000 }, client.calls.get_opts)
+  end)
+
+  it("cuts what it renders at max_render, however much pretty-printing multiplies the answer", function()
+    -- 120 KB of JSON nested 900 deep: pretty-printed in full, each of its 60,000
+    -- numbers would sit on a line of 1,800 spaces (over 100 MB)
+    local deep = string.rep("[", 900) .. string.rep("0", 60000, ",") .. string.rep("]", 900)
+    local app = fake { get = function() return { status = 200, body = deep } end }
+    local t0 = os.clock()
+    local growth, status, _, body = peak_growth(function()
+      return app:handle(req("/test", nil, { [AT] = at_cookie() }))
+    end)
+    assert.equal(200, status)
+    assert.truthy(#body < 8 * webapp.MAX_RENDER, "page of " .. #body .. " bytes")
+    assert.matches('<p id="cut">The answer is cut: only the first ' .. webapp.MAX_RENDER .. ' bytes', body, 1, true)
+    assert.truthy(growth < 32 * 1024, "peak RSS grew by " .. growth .. " KiB")
+    assert.truthy(os.clock() - t0 < 30 * SLOW)
+    -- a small cap: exactly that many bytes of the pretty text, then the note
+    app = fake({ get = function() return { status = 200, body = '{"b":[1,2,3],"a":"xyz"}' } end },
+               { max_render = 20 })
+    status, _, body = app:handle(req("/test", nil, { [AT] = at_cookie() }))
+    assert.equal(200, status)
+    assert.matches('<pre id="result">{\n  &quot;a&quot;: &quot;xyz&quot;,\n  &quot;b</pre>', body, 1, true)
+    assert.matches("only the first 20 bytes of its text are shown (the answer was 23 bytes)", body, 1, true)
+    -- not JSON: the text itself, cut, never inside a UTF-8 character
+    app = fake({ get = function() return { status = 200, body = string.rep("é", 20) } end }, { max_render = 9 })
+    status, _, body = app:handle(req("/test", nil, { [AT] = at_cookie() }))
+    assert.equal(200, status)
+    assert.matches('<pre id="result">' .. string.rep("é", 4) .. "</pre>", body, 1, true)
+    -- under the cap: whole, no note; an error's body is cut the same way
+    app = fake({
+      get = function(p)
+        if p == "/api/v2/x" then
+          return nil, errors.new("http", "GET /api/v2/x answered 404", { status = 404, body = string.rep("y", 50) })
+        end
+        return { status = 200, body = '{"a":1}' }
+      end,
+    }, { max_render = 20 })
+    status, _, body = app:handle(req("/test", nil, { [AT] = at_cookie() }))
+    assert.equal(200, status)
+    assert.matches('<pre id="result">{\n  &quot;a&quot;: 1\n}</pre>', body, 1, true)
+    assert.falsy(body:find('id="cut"', 1, true))
+    status, _, body = app:handle(req("/test", "path=%2Fapi%2Fv2%2Fx", { [AT] = at_cookie() }))
+    assert.equal(502, status)
+    assert.matches('<pre id="body">' .. string.rep("y", 20) .. "</pre>", body, 1, true)
+    assert.matches('id="cut"', body, 1, true)
   end)
 
   it("escapes what the API answers, JSON or not", function()
@@ -370,13 +628,45 @@ describe("examples/web.lua", function()
     local w = web.start { config = cfg, port = false, env = { SMUGOAUTH_WEB_PORT = tostring(port) } }
     finally(function() w:stop() end)
     assert.equal(port, w.port)
-    assert.equal("http://localhost:" .. port, w.origin)
+    assert.equal("http://127.0.0.1:" .. port, w.origin)
     local res = assert(web.request(w.origin .. "/"))
     assert.equal(200, res.status)
+  end)
+
+  it("prints the address it listens on, http://127.0.0.1:<port>/, never localhost", function()
+    local cfg = web.write_config(dir, { key = "k", secret = "s", origin = "http://127.0.0.1:9" })
+    local w = web.start { config = cfg }
+    finally(function() w:stop() end)
+    assert.matches("^Listening on http://127%.0%.0%.1:" .. w.port .. "/ ", w.line)
+    local res = assert(web.request("http://localhost:" .. w.port .. "/", { connect = "127.0.0.1" }))
+    assert.equal(302, res.status)
+    assert.equal("http://127.0.0.1:" .. w.port .. "/", res.headers.location)
+    local code, _, err = web.run { env = { SMUGOAUTH_CONFIG = cfg }, args = { "--authorize-rate", "0" } }
+    assert.equal(2, code)
+    assert.matches("authorize%-rate", err)
+    code = web.run { env = { SMUGOAUTH_CONFIG = cfg }, args = { "--authorize-burst", "1.5" } }
+    assert.equal(2, code)
   end)
 end)
 
 ------------------------------------------------------------------ the flow, sandbox
+
+-- web.lua arguments that lift the /authorize rate limit out of the way.
+local NO_LIMIT = { "--authorize-rate", "60000", "--authorize-burst", "10000" }
+
+-- Approve in the sandbox as the user would (GET the page, press Approve):
+-- the callback URL it redirects to.
+local function approve_in(sb, location)
+  local page = assert(web.request(location))
+  assert.equal(200, page.status)
+  assert.matches('id="approve"', page.body, 1, true)
+  local token = page.body:match('name="oauth_token" value="([^"]+)"')
+  local res = assert(web.request(sb.origin .. "/services/oauth/1.0a/authorize", {
+    method = "POST", body = "oauth_token=" .. core.percent_encode(token),
+    headers = { { "Content-Type", "application/x-www-form-urlencoded" } } }))
+  assert.equal(302, res.status)
+  return res.headers.location, page
+end
 
 describe("web flow against the sandbox", function()
   local sb, w, dir, key, cfg
@@ -386,7 +676,8 @@ describe("web flow against the sandbox", function()
     sb = sandbox.start { key = KEY, secret = SECRET }
     dir = web.tmpdir()
     cfg = web.write_config(dir, sb)
-    w = web.start { config = cfg, key_file = dir .. "/cookie.key" }
+    -- many flows in a row here: the /authorize rate limit is tested on its own
+    w = web.start { config = cfg, key_file = dir .. "/cookie.key", args = NO_LIMIT }
     key = read_key(dir .. "/cookie.key")
   end)
   teardown(function()
@@ -405,19 +696,7 @@ describe("web flow against the sandbox", function()
     return res.headers.location, core.percent_decode(token), res
   end
 
-  -- Approve in the sandbox as the user would (GET the page, press Approve):
-  -- the callback URL it redirects to.
-  local function approve(location)
-    local page = assert(web.request(location))
-    assert.equal(200, page.status)
-    assert.matches('id="approve"', page.body, 1, true)
-    local token = page.body:match('name="oauth_token" value="([^"]+)"')
-    local res = assert(web.request(sb.origin .. "/services/oauth/1.0a/authorize", {
-      method = "POST", body = "oauth_token=" .. core.percent_encode(token),
-      headers = { { "Content-Type", "application/x-www-form-urlencoded" } } }))
-    assert.equal(302, res.status)
-    return res.headers.location
-  end
+  local function approve(location) return (approve_in(sb, location)) end
 
   -- A whole flow: an authorized browser.
   local function authorized()
@@ -452,7 +731,7 @@ describe("web flow against the sandbox", function()
     assert.matches("oauth_token=" .. token, cb, 1, true)
     res = assert(b:get(cb))
     assert.equal(302, res.status, res.body)
-    assert.equal("/", res.headers.location)
+    assert.equal(w.origin .. "/", res.headers.location)
     local av, aattrs = cookie_of(res, AT)
     assert.truthy(av)
     assert.is_true(aattrs.httponly)
@@ -659,14 +938,43 @@ describe("web flow against the sandbox", function()
     assert.equal(421, res.status)
     res = assert(b:get(w.origin .. "/authorize", { headers = { { "Host", "evil.example" } } }))
     assert.equal(421, res.status)
+    for _, host in ipairs { "127.0.0.1:" .. (w.port + 1), "localhost:" .. (w.port + 1), "localhost:junk",
+                            "127.0.0.1", "localhost", "127.0.0.1:0" .. w.port } do
+      for _, path in ipairs { "/", "/authorize", "/test", "/callback?oauth_token=a&oauth_verifier=b" } do
+        res = assert(b:get(w.origin .. path, { headers = { { "Host", host } } }))
+        assert.equal(421, res.status, host .. " " .. path)
+        assert.same({}, res.set_cookies)
+      end
+    end
     assert.equal(after + 1, requests())
   end)
 
-  it("sends / and /authorize on 127.0.0.1 to localhost, where the callback lands", function()
-    local res = assert(web.request(w.origin .. "/authorize", { headers = { { "Host", "127.0.0.1:" .. w.port } } }))
-    assert.equal(302, res.status)
-    assert.equal(w.origin .. "/authorize", res.headers.location)
-    assert.same({}, res.set_cookies)
+  it("refuses /authorize from another site before calling the provider; same-origin and typed URLs work", function()
+    local before = requests()
+    for _, site in ipairs { "cross-site", "same-site" } do
+      local res = assert(web.request(w.origin .. "/authorize", { headers = { { "Sec-Fetch-Site", site } } }))
+      assert.equal(403, res.status, site)
+      assert_safe_headers(res)
+      assert.same({}, res.set_cookies)
+    end
+    assert.equal(before + 1, requests())                     -- only our stats call
+    for _, site in ipairs { "same-origin", "none" } do
+      local res = assert(web.request(w.origin .. "/authorize", { headers = { { "Sec-Fetch-Site", site } } }))
+      assert.equal(302, res.status, site)
+      assert.truthy(cookie_of(res, RT))
+    end
+  end)
+
+  it("sends requests for localhost:<port> to http://127.0.0.1:<port>, where the cookies and callback are", function()
+    local before = requests()
+    for _, target in ipairs { "/", "/authorize", "/test?path=%2Fapi%2Fv2%21authuser",
+                              "/callback?oauth_token=a&oauth_verifier=b" } do
+      local res = assert(web.request("http://localhost:" .. w.port .. target, { connect = "127.0.0.1" }))
+      assert.equal(302, res.status, target)
+      assert.equal(w.origin .. target, res.headers.location)
+      assert.same({}, res.set_cookies)
+    end
+    assert.equal(before + 1, requests())
   end)
 
   it("refuses other methods with 405", function()
@@ -680,14 +988,237 @@ describe("web flow against the sandbox", function()
   it("keeps browsers authorized across a restart with the same key file, not with a new key", function()
     local b = authorized()
     w:stop()
-    w = web.start { config = cfg, key_file = dir .. "/cookie.key" }
+    w = web.start { config = cfg, key_file = dir .. "/cookie.key", args = NO_LIMIT }
     local res = assert(b:get(w.origin .. "/test"))
-    -- the port changed, the cookie jar is per host name (localhost), as in a browser
+    -- the port changed, the cookie jar is per host (127.0.0.1), as in a browser
     assert.equal(200, res.status)
     local w2 = web.start { config = cfg }                      -- a fresh random key
     finally(function() w2:stop() end)
     res = assert(b:get(w2.origin .. "/test"))
     assert.equal(401, res.status)
+  end)
+end)
+
+------------------------------------------------------------------ large answers
+
+describe("/test against a large API answer (in process, a real client)", function()
+  local smugoauth = require "smugoauth"
+  local api, client, app
+  local KEY = string.rep("k", 32)
+  local MiB = 1024 * 1024
+
+  setup(function()
+    api = web.sized_api()
+    client = smugoauth.new { key = "k", secret = "s", oauth_origin = api.origin, api_origin = api.origin,
+                             retry = false, timeout = 60 }
+    app = webapp.new { client = client, key = KEY, port = 8090, log = function() end }
+  end)
+  teardown(function()
+    if client then client:close() end
+    if api then api:stop() end
+  end)
+
+  local function get_test(query)
+    local at = core.cookie_seal(KEY, AT, cjson.encode { t = "AT", s = "ATS" }, os.time() + 60)
+    local path = "/api/v2/big?" .. query
+    return app:handle { method = "GET", path = "/test", query = "path=" .. core.percent_encode(path),
+      scheme = "http", headers = { host = "127.0.0.1:8090" }, cookies = { [AT] = at },
+      params = { path = path } }
+  end
+
+  it("refuses a 16 MiB answer (too_large, 502) quickly, without holding it in memory", function()
+    for _, query in ipairs { "bytes=16777216&kind=json", "bytes=16777216&kind=json&length=0" } do
+      local t0 = core.monotime()
+      local growth, status, h, body = peak_growth(function() return get_test(query) end)
+      local took = core.monotime() - t0
+      assert.equal(502, status, query)
+      assert.equal("nosniff", h["X-Content-Type-Options"])
+      assert.matches("too_large", body, 1, true)
+      assert.matches('<p id="too_large">The answer is larger than this application accepts (' ..
+        (2 * MiB) .. " bytes)", body, 1, true)
+      assert.truthy(#body < 16 * 1024)
+      -- the 2 MiB cap, a few buffers: far below the 16 MiB answer (let alone its rendering)
+      assert.truthy(growth < 16 * 1024, query .. ": peak RSS grew by " .. growth .. " KiB")
+      assert.truthy(took < 30 * SLOW, query .. ": took " .. took .. " s")
+    end
+  end)
+
+  it("shows a 1 MiB answer, its rendering cut at max_render", function()
+    local growth, status, _, body = peak_growth(function() return get_test("bytes=1048576&kind=json") end)
+    assert.equal(200, status, body:sub(1, 2000))
+    assert.matches('<pre id="result">{\n  &quot;Response&quot;: {\n    &quot;Items&quot;: [\n' ..
+      "      &quot;xxxx", body, 1, true)
+    assert.matches('<p id="cut">The answer is cut: only the first ' .. webapp.MAX_RENDER ..
+      " bytes of its text are shown", body, 1, true)
+    assert.truthy(#body < 8 * webapp.MAX_RENDER)
+    assert.truthy(growth < 48 * 1024, "peak RSS grew by " .. growth .. " KiB")
+    -- a small answer: whole, not cut
+    status, _, body = get_test("bytes=200&kind=json")
+    assert.equal(200, status)
+    assert.falsy(body:find('id="cut"', 1, true))
+    assert.matches("]\n  }\n}</pre>", body, 1, true)
+  end)
+end)
+
+describe("Session:request max_body (one response's cap)", function()
+  local smugoauth = require "smugoauth"
+  local api, client, s
+
+  setup(function()
+    api = web.sized_api()
+    client = smugoauth.new { key = "k", secret = "s", api_origin = api.origin, oauth_origin = api.origin,
+                             retry = false, max_body = 1000 }
+    s = client:session("t", "ts")
+  end)
+  teardown(function()
+    if s then s:close() end
+    if client then client:close() end
+    if api then api:stop() end
+  end)
+
+  it("overrides the client's max_body for that request, with or without Content-Length", function()
+    for _, len in ipairs { "", "&length=0" } do
+      local res, err = s:get("/api/v2/x?bytes=1500&kind=text" .. len)
+      assert.is_nil(res)
+      assert.equal("too_large", err.code)                     -- the client's 1000
+      res = assert(s:get("/api/v2/x?bytes=1500&kind=text" .. len, nil, { max_body = 1500 }))
+      assert.equal(1500, #res.body)
+      res, err = s:get("/api/v2/x?bytes=1501&kind=text" .. len, nil, { max_body = 1500 })
+      assert.is_nil(res)
+      assert.equal("too_large", err.code)
+      assert.matches("1500 bytes", err.message, 1, true)
+      res, err = s:request { path = "/api/v2/x?bytes=600&kind=text" .. len, max_body = 500 }
+      assert.is_nil(res)
+      assert.equal("too_large", err.code)
+      res = assert(s:get("/api/v2/x?bytes=600&kind=text" .. len))   -- the next request: the client's cap again
+      assert.equal(600, #res.body)
+    end
+  end)
+
+  it("raises on a max_body that is not a positive integer", function()
+    for _, v in ipairs { 0, -1, 1.5, 0 / 0, math.huge } do
+      assert.has_error(function() s:request { path = "/api/v2/x", max_body = v } end)
+    end
+    assert.has_error(function() s:request { path = "/api/v2/x", max_body = "10" } end)
+    local http = core.http_new()
+    finally(function() http:close() end)
+    for _, v in ipairs { 0, -1, 1.5, "x", true } do
+      assert.has_error(function() http:request { url = api.origin .. "/api/v2/x", max_body = v } end)
+    end
+    local res = assert(http:request { url = api.origin .. "/api/v2/x?bytes=300&kind=text", max_body = 300 })
+    assert.equal(300, #res.body)
+    local _, _, code = http:request { url = api.origin .. "/api/v2/x?bytes=301&kind=text", max_body = 300 }
+    assert.equal("too_large", code)
+  end)
+end)
+
+------------------------------------------------------------------ /authorize rate, ::1
+
+describe("web.lua's /authorize rate limit (defaults: bursts of 5, 10 a minute)", function()
+  local sb, w, dir
+
+  setup(function()
+    sb = sandbox.start { key = "k", secret = "s" }
+    dir = web.tmpdir()
+    w = web.start { config = web.write_config(dir, sb) }
+  end)
+  teardown(function()
+    if w then w:stop() end
+    if sb then sb:stop() end
+    web.remove_dir(dir)
+  end)
+
+  it("answers 429 with Retry-After past the burst, calling nothing", function()
+    for i = 1, 5 do
+      local res = assert(web.request(w.origin .. "/authorize"))
+      assert.equal(302, res.status, i)
+    end
+    local before = sb:stats().requests
+    local res = assert(web.request(w.origin .. "/authorize"))
+    assert.equal(429, res.status)
+    local wait = tonumber(res.headers["retry-after"])
+    assert.truthy(wait and wait >= 1 and wait <= 6, res.headers["retry-after"])
+    assert.same({}, res.set_cookies)
+    assert.matches("Too many", res.body, 1, true)
+    res = assert(web.request(w.origin .. "/"))               -- the rest of the app is not limited
+    assert.equal(200, res.status)
+    assert.equal(before + 1, sb:stats().requests)            -- only our stats call
+  end)
+end)
+
+describe("web flow with another local user listening on [::1] at the same port", function()
+  local sb, w, dir, spy
+
+  setup(function()
+    sb = sandbox.start { key = "k", secret = "s" }
+    dir = web.tmpdir()
+    w = web.start { config = web.write_config(dir, sb) }
+  end)
+  teardown(function()
+    if spy then spy:stop() end
+    if w then w:stop() end
+    if sb then sb:stop() end
+    web.remove_dir(dir)
+  end)
+
+  it("sends it nothing: every URL of the flow names 127.0.0.1", function()
+    local ok, why = have_ipv6_loopback()
+    local spy_err
+    if ok then spy, spy_err = web.spy("::1", w.port) end
+    if not spy then
+      print("\n  NOTE: [::1]:" .. w.port .. " cannot be listened on here (" .. tostring(why or spy_err) ..
+        "): the other-user check is skipped; the rest of this test runs")
+    else
+      -- the spy is live: "localhost" goes to it first, as in a browser
+      local res = assert(web.request("http://localhost:" .. w.port .. "/"))
+      assert.matches("another user!", res.body, 1, true)
+      assert.equal(1, #spy.log())
+      spy.clear()
+    end
+    -- the whole flow as a browser that tries ::1 first for localhost
+    local b = web.browser()
+    local res = assert(b:get(w.origin .. "/"))
+    assert.equal(200, res.status)
+    res = assert(b:get(w.origin .. "/authorize"))
+    assert.equal(302, res.status)
+    local cb, page = approve_in(sb, res.headers.location)
+    assert.matches("^http://127%.0%.0%.1:" .. w.port .. "/callback%?", cb)
+    -- the sandbox's approve page lets its form redirect there
+    assert.matches("form-action 'self' http://127.0.0.1:" .. w.port, page.headers["content-security-policy"], 1, true)
+    res = assert(b:get(cb))
+    assert.equal(302, res.status)
+    assert.equal(w.origin .. "/", res.headers.location)
+    res = assert(b:get(res.headers.location))
+    assert.equal(200, res.status)
+    res = assert(b:get(w.origin .. "/test"))
+    assert.equal(200, res.status)
+    assert.matches("&quot;NickName&quot;: &quot;tester&quot;", res.body, 1, true)
+    if spy then assert.same({}, spy.log()) end
+  end)
+
+  it("serves on [::1] when asked (--host ::1), advertised as http://[::1]:<port>", function()
+    local ok, why = have_ipv6_loopback()
+    if not ok then
+      print("\n  NOTE: ::1 is not available here (" .. why .. "): web.lua --host ::1 not tried")
+      return
+    end
+    local w6 = web.start { config = web.write_config(dir, sb), host = "::1" }
+    finally(function() w6:stop() end)
+    assert.matches("^Listening on http://%[::1%]:" .. w6.port .. "/ ", w6.line)
+    assert.equal("http://[::1]:" .. w6.port, w6.origin)
+    local b = web.browser()
+    local res = assert(b:get(w6.origin .. "/authorize"))
+    assert.equal(302, res.status, res.body)
+    local cb = approve_in(sb, res.headers.location)
+    assert.matches("^http://%[::1%]:" .. w6.port .. "/callback%?", cb)
+    res = assert(b:get(cb))
+    assert.equal(302, res.status, res.body)
+    assert.equal(w6.origin .. "/", res.headers.location)
+    res = assert(b:get(w6.origin .. "/test"))
+    assert.equal(200, res.status)
+    res = assert(web.request("http://localhost:" .. w6.port .. "/test", { connect = "::1" }))
+    assert.equal(302, res.status)
+    assert.equal(w6.origin .. "/test", res.headers.location)
   end)
 end)
 
@@ -712,7 +1243,7 @@ describe("web flow over https", function()
   end)
 
   it("sets Secure __Host- cookies and an https callback", function()
-    assert.matches("^https://localhost:%d+$", w.origin)
+    assert.matches("^https://127%.0%.0%.1:%d+$", w.origin)
     local res = assert(provider.request { url = w.origin .. "/authorize", ca_file = pki .. "/ca.pem" })
     assert.equal(302, res.status)
     local sc = res.headers["set-cookie"]
@@ -726,7 +1257,7 @@ describe("web flow over https", function()
     assert_safe_headers(res)
     local token = res.headers.location:match("oauth_token=([^&]+)")
     local page = assert(web.request(sb.origin .. "/_sandbox/approve?oauth_token=" .. token))
-    assert.matches("^https://localhost:" .. w.port .. "/callback%?", page.body)
+    assert.matches("^https://127%.0%.0%.1:" .. w.port .. "/callback%?", page.body)
     -- a plain (non-__Host-) cookie is not looked at over https
     res = assert(provider.request { url = w.origin .. "/", ca_file = pki .. "/ca.pem",
                                     headers = { Cookie = RT .. "=x" } })

@@ -350,7 +350,7 @@ local REQUEST_OPTS = {
   method = "string", path = "string", url = "string", query = "table", json = "any",
   form = "table", body = "string", headers = "table", content_type = "string",
   timeout = "number", retry = "table boolean", body_file = "string", on_progress = "function",
-  origin = "string", fresh = "boolean",
+  origin = "string", fresh = "boolean", max_body = "number",
 }
 
 -- Build {method, url, headers, body, params} from request options (raises on misuse).
@@ -395,8 +395,13 @@ function Session:_prepare(o)
     body = o.body
   end
   if ctype and not has["content-type"] then headers[#headers + 1] = "Content-Type: " .. ctype end
+  local mb = o.max_body
+  if mb ~= nil and (not math.tointeger(mb) or mb < 1) then
+    error("request: max_body must be a positive integer (bytes)", 3)
+  end
   return { method = method, url = url, headers = headers, body = body, params = params,
-           body_file = o.body_file, on_progress = o.on_progress, timeout = o.timeout, fresh = o.fresh }
+           body_file = o.body_file, on_progress = o.on_progress, timeout = o.timeout, fresh = o.fresh,
+           max_body = mb }
 end
 
 -- Sign a prepared request afresh (new nonce and timestamp) into the request
@@ -406,7 +411,8 @@ function Session:_signed(p)
   local headers = { "Authorization: " .. auth }
   for i = 1, #p.headers do headers[i + 1] = p.headers[i] end
   return { method = p.method, url = p.url, headers = headers, body = p.body,
-           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout, fresh = p.fresh },
+           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout, fresh = p.fresh,
+           max_body = p.max_body },
          base_string
 end
 
@@ -429,7 +435,9 @@ end
 -- or url, query (map or {name, value} pairs; signed), json (a value: sent as
 -- application/json, not signed) or form (signed) or body (+ content_type),
 -- headers (map), timeout, retry (policy table or false), fresh (true: a new
--- connection, so libcurl never re-sends the request on a dead kept-alive one).
+-- connection, so libcurl never re-sends the request on a dead kept-alive one),
+-- max_body (bytes: this response's cap instead of the client's max_body; over
+-- it the request fails with code "too_large").
 -- Returns a response {status, headers, body, json()} or nil, err.
 function Session:request(o)
   util.check_options("request", o, REQUEST_OPTS, 2)

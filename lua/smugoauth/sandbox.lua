@@ -341,9 +341,11 @@ function Sandbox:handle(req)
     local access = req.params.Access or "Public"
     local perm = req.params.Permissions or "Read"
     -- form-action also governs where the form's redirect may go: allow the callback's origin
+    -- (a CSP source cannot name an IPv6 literal such as [::1]: its scheme, then)
     local headers = HTML
     local cb_origin = rec.callback:match("^(https?://[^/?#]+)")
     if cb_origin then
+      if cb_origin:find("://[", 1, true) then cb_origin = cb_origin:match("^https?:") end
       headers = {}
       for k, v in pairs(HTML) do headers[k] = v end
       headers["Content-Security-Policy"] = HTML["Content-Security-Policy"] .. " " .. cb_origin

@@ -4,7 +4,7 @@
 --     local web = require "support.web_fixture"
 --     local cfg = web.write_config(sandbox)          -- a temp config.json for a provider
 --     local w = web.start{ config = cfg, key_file = "/tmp/.../key" }
---     -- w.port, w.origin ("http://localhost:<port>"), w.pid
+--     -- w.port, w.origin ("http://127.0.0.1:<port>", as web.lua printed it), w.pid
 --     local b = web.browser()                         -- a cookie jar
 --     local res = b:get(w.origin .. "/")              -- res.status, res.headers, res.cookies, res.body
 --     w:stop()                                        -- always, in teardown
@@ -52,7 +52,7 @@ end
 local methods = {}
 local mt = { __index = methods, __name = "support.WebApp" }
 
---- Start examples/web.lua. opts: config (path), key_file, port (default 0),
+--- Start examples/web.lua. opts: config (path), key_file, host, port (default 0),
 -- env (map of extra environment variables), args (extra arguments), cert,
 -- cert_key, lifetime (seconds before `timeout` kills it; 300).
 -- Returns the handle; raises with the child's stderr when it does not start.
@@ -63,6 +63,7 @@ function M.start(opts)
   if opts.config then env[#env + 1] = "SMUGOAUTH_CONFIG=" .. q(opts.config) end
   for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. q(v) end
   local args = {}
+  if opts.host then args[#args + 1] = "--host " .. q(opts.host) end
   if opts.port ~= false then args[#args + 1] = "--port " .. q(opts.port or 0) end
   if opts.key_file then args[#args + 1] = "--key-file " .. q(opts.key_file) end
   if opts.cert then args[#args + 1] = "--cert " .. q(opts.cert) .. " --cert-key " .. q(opts.cert_key) end
@@ -74,14 +75,16 @@ function M.start(opts)
   local pid = tonumber((pipe:read("l") or ""):match("^PID (%d+)"))
   local line = pipe:read("l") or ""
   local self = setmetatable({ pid = pid, pipe = pipe, errfile = errfile }, mt)
-  local port = line:match("^Listening on https?://localhost:(%d+)/")
+  self.line = line
+  local origin = line:match("^Listening on (https?://[^/]+)/")
+  local port = origin and origin:match(":(%d+)$")
   if not port then
     local err = read_file(errfile) or ""
     self:stop()
     error("web.lua did not start: " .. line .. err, 2)
   end
   self.port = tonumber(port)
-  self.origin = line:match("^Listening on (https?://localhost:%d+)/")
+  self.origin = origin
   return self
 end
 
@@ -98,6 +101,8 @@ function methods:stop()
     self.pipe:close()
   end
   if self.errfile then os.remove(self.errfile) self.errfile = nil end
+  if self.script then os.remove(self.script) self.script = nil end
+  if self.logfile then os.remove(self.logfile) self.logfile = nil end
 end
 mt.__gc = methods.stop
 mt.__close = methods.stop
@@ -120,22 +125,171 @@ function M.run(opts)
   return code, (out:gsub("EXIT %d+\n$", "")), err
 end
 
+-- ------------------------------------------------------------ helper servers
+
+-- A Lua script run as a child (lua5.4 with the project's paths), its first
+-- output line read: the handle {pid, line, stop}. lifetime: seconds (120).
+local function spawn(source, args, lifetime)
+  local script = os.tmpname()
+  local f = assert(io.open(script, "wb"))
+  f:write(source)
+  f:close()
+  local qargs = {}
+  for i, a in ipairs(args) do qargs[i] = q(a) end
+  local pipe = assert(io.popen("echo PID $$; exec timeout " .. (lifetime or 120) ..
+    " lua5.4 " .. q(script) .. " " .. table.concat(qargs, " ") .. " 2>/dev/null </dev/null", "r"))
+  local pid = tonumber((pipe:read("l") or ""):match("^PID (%d+)"))
+  local self = setmetatable({ pid = pid, pipe = pipe, script = script }, mt)
+  self.line = pipe:read("l") or ""
+  return self
+end
+
+-- The "other local user": listens on host:port, writes the request line of
+-- every request it gets to a log file and answers a page of its own.
+local SPY = [[
+local socket = require "socket"
+local host, port, log = arg[1], tonumber(arg[2]), arg[3]
+local l, err = socket.bind(host, port)
+if not l then io.stdout:write("FAILED ", tostring(err), "\n") os.exit(1) end
+io.stdout:write("READY\n")
+io.stdout:flush()
+l:settimeout(0.2)
+while true do
+  local c = l:accept()
+  if c then
+    c:settimeout(5)
+    local line = c:receive("*l")
+    local f = io.open(log, "a")
+    f:write(line or "(no request line)", "\n")
+    f:close()
+    repeat local h = c:receive("*l") until not h or h == ""
+    c:send("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 21\r\n" ..
+           "Connection: close\r\n\r\n<p>another user!</p>\n")
+    c:close()
+  end
+end
+]]
+
+--- Listen on host:port as another local user would (a child process) and
+-- log what arrives. Returns the handle (h:log() -> array of request lines,
+-- h:clear(), h:stop()), or nil, reason when the address cannot be bound.
+function M.spy(host, port)
+  local log = os.tmpname()
+  local h = spawn(SPY, { host, tostring(port), log })
+  if h.line ~= "READY" then
+    local why = h.line
+    h:stop()
+    os.remove(log)
+    return nil, why ~= "" and why or "did not start"
+  end
+  h.logfile = log
+  function h.log()
+    local lines = {}
+    for l in (read_file(log) or ""):gmatch("[^\n]+") do lines[#lines + 1] = l end
+    return lines
+  end
+  function h.clear() io.open(log, "wb"):close() end
+  return h
+end
+
+-- An API that answers any GET with a body of the size asked in the query:
+--   bytes=N   the size (about, for json/deep)
+--   kind=     json ({"Response": {"Items": [strings]}}), deep (a list nested
+--             900 deep: small, but its pretty-printed text is huge), text
+--   length=0  no Content-Length (the body ends when the connection closes)
+local API = [[
+local socket = require "socket"
+local l = assert(socket.bind("127.0.0.1", 0))
+io.stdout:write("PORT ", select(2, l:getsockname()), "\n")
+io.stdout:flush()
+while true do
+  local c = l:accept()
+  c:settimeout(30)
+  local line = c:receive("*l") or ""
+  repeat local h = c:receive("*l") until not h or h == ""
+  local q = line:match("^%S+ %S-%?(%S*)") or ""
+  local p = {}
+  for k, v in q:gmatch("([^&=]+)=([^&]*)") do p[k] = v end
+  local n = tonumber(p.bytes) or 100
+  local body
+  if p.kind == "text" then
+    body = string.rep("x", n)
+  elseif p.kind == "deep" then
+    body = string.rep("[", 900) .. string.rep("0", math.max(1, n // 2), ",") .. string.rep("]", 900)
+  else
+    local item = '"' .. string.rep("x", 60) .. '"'
+    body = '{"Response":{"Items":[' .. string.rep(item, math.max(1, n // 63), ",") .. ']}}'
+  end
+  local head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+  if p.length ~= "0" then head = head .. "Content-Length: " .. #body .. "\r\n" end
+  if c:send(head .. "\r\n") then
+    local i = 1
+    while i <= #body do
+      if not c:send(body, i, math.min(#body, i + 65535)) then break end
+      i = i + 65536
+    end
+  end
+  c:close()
+  body = nil
+  collectgarbage()
+end
+]]
+
+--- Start the sized-answer API above (a child): the handle has origin, port.
+function M.sized_api()
+  local h = spawn(API, {})
+  local port = h.line:match("^PORT (%d+)$")
+  if not port then
+    h:stop()
+    error("the sized API did not start: " .. h.line, 2)
+  end
+  h.port = tonumber(port)
+  h.origin = "http://127.0.0.1:" .. port
+  return h
+end
+
 -- ------------------------------------------------------------ HTTP
+
+-- host, port, target of an http URL ("[::1]" keeps its brackets).
+local function split_url(url)
+  local host, port, target = url:match("^http://(%[[%x:.]+%]):(%d+)(/.*)$")
+  if not host then host, port, target = url:match("^http://([^/:]+):(%d+)(/.*)$") end
+  assert(host, "request: an http://host:port/... URL expected, got " .. url)
+  return host, tonumber(port), target
+end
+
+--- The addresses a browser tries for a URL host, in order: "localhost" is
+-- ::1 first, then 127.0.0.1 (as browsers do where it resolves to both).
+function M.addresses(host)
+  if host == "localhost" then return { "::1", "127.0.0.1" } end
+  return { host:match("^%[(.*)%]$") or host }
+end
+
+-- A connected socket to host:port the way a browser would reach it.
+local function connect(host, port, o)
+  local err
+  for _, addr in ipairs(o.connect and { o.connect } or M.addresses(host)) do
+    local s = socket.tcp()
+    s:settimeout(15)
+    local ok, cerr = s:connect(addr, port)
+    if ok then return s end
+    s:close()
+    err = cerr
+  end
+  return nil, err
+end
 
 --- One HTTP/1.1 request over LuaSocket (plain http only).
 -- url: "http://host:port/target"; o: method ("GET"), headers (array of
 -- {name, value}; Host is added unless given), body, connect (address to
--- connect to; default 127.0.0.1).
+-- connect to; default: the URL's host, "localhost" as ::1 then 127.0.0.1).
 -- Returns {status, headers (lower-case name -> value, repeated joined with
 -- "\n"), list ({name, value} in order), set_cookies (array), body} or nil, err.
 function M.request(url, o)
   o = o or {}
-  local host, port, target = url:match("^http://([^/:]+):(%d+)(/.*)$")
-  assert(host, "request: an http://host:port/... URL expected, got " .. url)
-  local s = socket.tcp()
-  s:settimeout(15)
-  local ok, cerr = s:connect(o.connect or "127.0.0.1", tonumber(port))
-  if not ok then s:close() return nil, cerr end
+  local host, port, target = split_url(url)
+  local s, cerr = connect(host, port, o)
+  if not s then return nil, cerr end
   local lines = { (o.method or "GET") .. " " .. target .. " HTTP/1.1" }
   local has_host = false
   for _, h in ipairs(o.headers or {}) do
@@ -180,7 +334,8 @@ end
 local Browser = {}
 local browser_mt = { __index = Browser }
 
---- A cookie jar for one site (cookies are kept whatever the host).
+--- A cookie jar for one site: cookies are sent back to the host that set
+-- them (any port, as browsers do), never to another host name.
 function M.browser()
   return setmetatable({ jar = {} }, browser_mt)
 end
@@ -194,7 +349,8 @@ function Browser:cookie_header()
   return table.concat(parts, "; ")
 end
 
-function Browser:store(res)
+function Browser:store(res, host)
+  if #res.set_cookies > 0 then self.host = host end
   for _, sc in ipairs(res.set_cookies) do
     local name, value, attrs = M.parse_set_cookie(sc)
     if attrs["max-age"] == "0" or value == "" then self.jar[name] = nil else self.jar[name] = value end
@@ -207,9 +363,10 @@ function Browser:get(url, o)
   local headers = {}
   for _, h in ipairs(o.headers or {}) do headers[#headers + 1] = h end
   local c = self:cookie_header()
-  if c ~= "" and url:match("^http://localhost:") then headers[#headers + 1] = { "Cookie", c } end
+  local host = split_url(url)
+  if c ~= "" and host == self.host then headers[#headers + 1] = { "Cookie", c } end
   local res, err = M.request(url, { method = o.method, headers = headers, body = o.body })
-  if res then self:store(res) end
+  if res then self:store(res, host) end
   return res, err
 end
 

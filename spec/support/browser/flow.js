@@ -2,15 +2,18 @@
 // flow.js -- the smugoauth web flow (examples/web.lua) through a real browser:
 // Debian's chromium driven by playwright-core (no downloaded browser).
 //
-//   node spec/support/browser/flow.js --url http://localhost:<port>/ --out DIR
+//   node spec/support/browser/flow.js --url http://127.0.0.1:<port>/ --out DIR [--cross URL]
 //
 // Opens the start page, clicks Authorize, lands on the provider's approve
 // page and clicks Approve, comes back to the start page, submits the form with
 // the default API path and reads the JSON it shows. Then submits a path that
-// would leave the API and checks it is refused. Takes a screenshot of the
-// result (DIR/result.png) and prints one JSON object on stdout:
+// would leave the API and checks it is refused. Then opens /authorize as a
+// user typing its URL would, and (with --cross) from a page of another origin
+// (a script there navigating to it). Takes a screenshot of the result
+// (DIR/result.png) and prints one JSON object on stdout:
 //   { ok, steps: [{name, url, status}], nickname, result_text, cookies,
-//     document_cookie, refused_status, refused_text, console, screenshot, error }
+//     document_cookie, refused_status, refused_text, typed_url, typed_status,
+//     cross_url, cross_status, cross_text, console, screenshot, error }
 // Exits 0 when every step worked, 1 otherwise (the JSON says where it stopped).
 'use strict';
 
@@ -27,14 +30,14 @@ function parseArgs(argv) {
   const o = {};
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
-    if (!['url', 'out'].includes(k) || argv[i + 1] === undefined) {
-      process.stderr.write('usage: flow.js --url http://localhost:<port>/ --out DIR\n');
+    if (!['url', 'out', 'cross'].includes(k) || argv[i + 1] === undefined) {
+      process.stderr.write('usage: flow.js --url http://127.0.0.1:<port>/ --out DIR [--cross URL]\n');
       process.exit(2);
     }
     o[k] = argv[i + 1];
   }
   if (!o.url || !o.out) {
-    process.stderr.write('usage: flow.js --url http://localhost:<port>/ --out DIR\n');
+    process.stderr.write('usage: flow.js --url http://127.0.0.1:<port>/ --out DIR [--cross URL]\n');
     process.exit(2);
   }
   return o;
@@ -104,6 +107,28 @@ async function main() {
     report.refused_bold = await page.locator('p#error b').count();
     report.refused_screenshot = path.join(opts.out, 'refused.png');
     await page.screenshot({ path: report.refused_screenshot, fullPage: true });
+
+    // /authorize typed in the address bar (Sec-Fetch-Site: none): to the provider
+    const authorizeUrl = new URL('/authorize', opts.url).href;
+    res = await page.goto(authorizeUrl);
+    step('typed', res);
+    await page.locator('#approve').waitFor();
+    report.typed_url = page.url();
+    report.typed_status = res ? res.status() : null;
+
+    // /authorize opened by a script of another origin: refused, no provider call
+    if (opts.cross) {
+      res = await page.goto(opts.cross);
+      step('cross-page', res);
+      [res] = await Promise.all([
+        page.waitForNavigation(),
+        page.evaluate((u) => { window.location.href = u; }, authorizeUrl),
+      ]);
+      step('cross', res);
+      report.cross_url = page.url();
+      report.cross_status = res ? res.status() : null;
+      report.cross_text = await page.locator('#error').textContent();
+    }
 
     report.ok = report.nickname !== undefined;
   } catch (e) {
