@@ -69,7 +69,7 @@ local function start(name, cmd)
     if H.now() > deadline then error(name .. " does not accept on port " .. port) end
     socket.sleep(0.05)
   end
-  self.host = "localhost:" .. port   -- the webapp answers only its own origin
+  self.host = "127.0.0.1:" .. port   -- the webapp answers only its own origin
   return self
 end
 

@@ -6,7 +6,7 @@
 -- gc (for profiling; the benchmark uses Lua's defaults): "generational", or
 -- "pause=N" (the incremental collector's pause, percent; Lua's default is 200).
 -- Prints "PORT <n>" once listening (127.0.0.1, a free port; the app's origin
--- is http://localhost:<n>, so requests must say Host: localhost:<n>), then
+-- is http://127.0.0.1:<n>, so requests must say Host: 127.0.0.1:<n>), then
 -- serves until killed or the lifetime (default 900 s) ends.
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
