@@ -6,6 +6,9 @@
 -- server with srv:step()/srv:run() so the poller runs in this process too
 -- (useful under valgrind). The 1100-connection test raises `ulimit -n` for
 -- its children when the hard limit allows, and is pending otherwise.
+-- The fixture lets /echo take bodies up to max_body and /small up to 16 bytes
+-- (option `body`); the request-body tests also check what is refused on the
+-- head alone, the Lua heap and RSS under refused bodies, and max_body_total.
 local socket = require "socket"
 local core = require "smugoauth.core"
 local httpd = require "smugoauth.httpd"
@@ -567,6 +570,27 @@ describe("httpd server", function()
       s:close()
     end)
 
+    it("sends the reason phrase of every registered status (421 Misdirected Request)", function()
+      local phrases = {
+        {421, "Misdirected Request"}, {203, "Non-Authoritative Information"}, {205, "Reset Content"},
+        {300, "Multiple Choices"}, {402, "Payment Required"}, {407, "Proxy Authentication Required"},
+        {416, "Range Not Satisfiable"}, {425, "Too Early"}, {426, "Upgrade Required"},
+        {428, "Precondition Required"}, {451, "Unavailable For Legal Reasons"},
+        {507, "Insufficient Storage"}, {511, "Network Authentication Required"}, {404, "Not Found"},
+      }
+      local s = connect(port)
+      for _, p in ipairs(phrases) do
+        assert(s:send(get("/status?code=" .. p[1])))
+        local res = assert(read_response(s))
+        assert.equal(("HTTP/1.1 %d %s\r\n"):format(p[1], p[2]), res.raw:match("^[^\n]*\n"))
+      end
+      -- an unregistered status: an empty phrase (the space stays: RFC 9112 4)
+      assert(s:send(get("/status?code=299")))
+      local res = assert(read_response(s))
+      assert.equal("HTTP/1.1 299 \r\n", res.raw:match("^[^\n]*\n"))
+      s:close()
+    end)
+
     it("escapes HTML with escape_html", function()
       local res, s = exchange(port, get("/html?%3Cb%3E<i>"))
       s:close()
@@ -739,6 +763,22 @@ describe("httpd server", function()
       {"asterisk-form target", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       {"non-ASCII target", "GET /\195\169 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       {"control byte in target", "GET /\127 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"fragment in target", "GET /echo#frag HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"fragment after a query", "GET /echo?a=1#frag HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"bare # target", "GET /# HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"Host with a port that is not digits", "GET / HTTP/1.1\r\nHost: localhost:junk\r\n\r\n", 400},
+      {"Host with two ports", "GET / HTTP/1.1\r\nHost: localhost:80:80\r\n\r\n", 400},
+      {"Host with userinfo", "GET / HTTP/1.1\r\nHost: user@localhost\r\n\r\n", 400},
+      {"Host with a space", "GET / HTTP/1.1\r\nHost: local host\r\n\r\n", 400},
+      {"Host with a path", "GET / HTTP/1.1\r\nHost: localhost/x\r\n\r\n", 400},
+      {"Host with a bad percent-encoding", "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400},
+      {"Host with an unclosed IP literal", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400},
+      {"Host with junk after an IP literal", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", 400},
+      {"Host with a bad IPv6 address", "GET / HTTP/1.1\r\nHost: [1::2::3]:80\r\n\r\n", 400},
+      {"Host with a bad IPv6 group", "GET / HTTP/1.1\r\nHost: [12345::1]\r\n\r\n", 400},
+      {"Host with an IPv6 address too long", "GET / HTTP/1.1\r\nHost: [1:2:3:4:5:6:7:8:9]\r\n\r\n", 400},
+      {"Host with a bad embedded IPv4", "GET / HTTP/1.1\r\nHost: [::ffff:1.2.3.256]\r\n\r\n", 400},
+      {"Host of HTTP/1.0 checked too", "GET / HTTP/1.0\r\nHost: localhost:junk\r\n\r\n", 400},
       {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
       {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505},
       {"HTTP/10.0", "GET / HTTP/10.0\r\nHost: x\r\n\r\n", 505},
@@ -750,6 +790,19 @@ describe("httpd server", function()
         assert_refused(port, case[2], case[3])
       end)
     end
+
+    it("accepts valid Host values (RFC 9112 3.2: uri-host [\":\" port])", function()
+      for _, host in ipairs{"localhost", "localhost:8080", "127.0.0.1:1", "LOCALHOST", "a-b.example.",
+                            "xn--bcher-kva.example", "a%20b", "!$&'()*+,;=._~", "[::1]", "[::1]:80",
+                            "[::]", "[::ffff:127.0.0.1]:8080", "[2001:db8:0:0:1:0:0:1]",
+                            "[1:2:3:4:5:6:7::]", "[1:2:3:4:5:6:1.2.3.4]", "[v1.fe80::a+en1]",
+                            "localhost:", ""} do
+        local res, s = exchange(port, "GET /echo HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n")
+        s:close()
+        assert.equal(200, res.status, host)
+        assert.equal(host, echo_map(res.body)["header.host"] or "", host)
+      end
+    end)
 
     it("accepts empty lines before the request line", function()
       local res, s = exchange(port, "\r\n\r\n" .. get("/"))
@@ -855,9 +908,9 @@ describe("httpd limits", function()
     assert.is_true(socket.gettime() - t0 < 2)
     assert.is_true(is_closed(s))
     s:close()
-    -- a slow body too
+    -- a slow body too (on /echo: the fixture's route that takes one)
     s = connect(port)
-    assert(s:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"))
+    assert(s:send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"))
     res = assert(read_response(s))
     assert.equal(408, res.status)
     s:close()
@@ -914,6 +967,345 @@ describe("httpd limits", function()
       assert.equal(200, res.status)
       assert.equal("https", echo_map(res.body).scheme)
     end
+    s:close()
+  end)
+end)
+
+-- ------------------------------------------------------------ request bodies
+
+-- A field of /proc/PID/status, in kB.
+local function status_kb(pid, field)
+  local f = assert(io.open("/proc/" .. pid .. "/status"))
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match(field .. ":%s*(%d+) kB"))
+end
+
+local function post(path, clen, extra)
+  return "POST " .. path .. " HTTP/1.1\r\nHost: x\r\n" .. (extra or "") ..
+    "Content-Length: " .. clen .. "\r\n\r\n"
+end
+
+describe("httpd request bodies (option body), embedded", function()
+  it("rejects bad body options", function()
+    local h = function() return 200 end
+    assert.has_error(function() httpd.new{handler = h, body = "all"} end)
+    assert.has_error(function() httpd.new{handler = h, body = 1024} end)
+    assert.has_error(function() httpd.new{handler = h, body = {["/x"] = -1}} end)
+    assert.has_error(function() httpd.new{handler = h, body = {["/x"] = 1.5}} end)
+    assert.has_error(function() httpd.new{handler = h, body = {["/x"] = "10"}} end)
+    assert.has_error(function() httpd.new{handler = h, body = {["/x"] = false}} end)
+    assert.has_error(function() httpd.new{handler = h, body = {x = 10}} end)
+    assert.has_error(function() httpd.new{handler = h, body = {10}} end)
+    assert.has_error(function() httpd.new{handler = h, max_body_total = -1} end)
+    assert.has_error(function() httpd.new{handler = h, max_body_total = 0.5} end)
+    assert.has_error(function() httpd.new{handler = h, max_body_total = "1"} end)
+    for _, ok in ipairs{true, false, {["/x"] = 10, ["/y"] = true}, function() end} do
+      local srv = assert(httpd.new{handler = h, body = ok, max_body_total = 10})
+      srv:close()
+    end
+  end)
+
+  it("takes no body by default: 413 on the head alone, and no 100 Continue", function()
+    local srv = assert(httpd.new{handler = function(req)
+      return 200, nil, req.method .. " " .. #req.body
+    end})
+    finally(function() srv:close() end)
+    assert.matches("^HTTP/1%.1 200 OK\r\n.*\r\n\r\nPOST 0$", (embedded_exchange(srv, post("/x", 0))))
+    assert.matches("^HTTP/1%.1 200 OK\r\n.*\r\n\r\nGET 0$", (embedded_exchange(srv, get("/x"))))
+    -- only the head is sent: the refusal does not wait for the body
+    local got = embedded_exchange(srv, post("/x", 1))
+    assert.matches("^HTTP/1%.1 413 Content Too Large\r\n", got)
+    assert.matches("\r\nConnection: close\r\n", got)
+    got = embedded_exchange(srv, post("/x", 5, "Expect: 100-continue\r\n"))
+    assert.matches("^HTTP/1%.1 413 Content Too Large\r\n", got)
+    assert.is_nil(got:find("100 Continue", 1, true))
+  end)
+
+  it("asks a declaration function with the parsed head, before the body is read", function()
+    local seen, logged = {}, {}
+    local srv = assert(httpd.new{
+      max_body = 20,
+      body = function(req)
+        seen[#seen + 1] = {method = req.method, path = req.path, a = req.params.a,
+                           ctype = req.headers["content-type"], body = rawget(req, "body")}
+        if req.path == "/up" then return req.method == "PUT" and 10 or nil end
+        if req.path == "/max" then return true end
+        if req.path == "/err" then error("the declaration broke") end
+        if req.path == "/bad" then return "lots" end
+        return 0
+      end,
+      handler = function(req) return 200, nil, "got " .. req.body end,
+      log = function(m) logged[#logged + 1] = m end,
+    })
+    finally(function() srv:close() end)
+    -- the head alone: the declaration is asked, then 100 Continue, then the body
+    local c = connect(srv.port)
+    c:settimeout(0)
+    assert(c:send((post("/up?a=1", 10, "Content-Type: text/plain\r\nExpect: 100-continue\r\n")
+      :gsub("^POST", "PUT"))))
+    local got, deadline = "", socket.gettime() + 5
+    while not got:find("\r\n\r\n", 1, true) and socket.gettime() < deadline do
+      assert.is_true(srv:step(0.01))
+      local data, _, partial = c:receive("*a")
+      got = got .. (data or partial or "")
+    end
+    assert.equal("HTTP/1.1 100 Continue\r\n\r\n", got)
+    assert.same({{method = "PUT", path = "/up", a = "1", ctype = "text/plain"}}, seen)
+    assert(c:send("0123456789"))
+    got, deadline = "", socket.gettime() + 5
+    while not got:find("got 0123456789", 1, true) and socket.gettime() < deadline do
+      assert.is_true(srv:step(0.01))
+      local data, _, partial = c:receive("*a")
+      got = got .. (data or partial or "")
+    end
+    assert.matches("^HTTP/1%.1 200 OK\r\n", got)
+    c:close()
+    -- over the declared limit, or not declared for this method: 413
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, post("/up", 11))))
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, post("/up", 5) .. "abcde")))
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, post("/other", 1) .. "a")))
+    -- true: up to max_body, which caps every declaration
+    assert.matches("\r\n\r\ngot " .. ("m"):rep(20) .. "$",
+      (embedded_exchange(srv, post("/max", 20) .. ("m"):rep(20))))
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, post("/max", 21))))
+    -- no body, no question
+    local n = #seen
+    assert.matches("\r\n\r\ngot $", (embedded_exchange(srv, get("/up"))))
+    assert.matches("\r\n\r\ngot $", (embedded_exchange(srv, post("/up", 0))))
+    assert.equal(n, #seen)
+    -- a failing or nonsensical declaration: 500, logged
+    local got500 = embedded_exchange(srv, post("/err", 3) .. "abc")
+    assert.matches("^HTTP/1%.1 500 ", got500)
+    assert.matches("body declaration error: .*the declaration broke", logged[1])
+    assert.matches("^HTTP/1%.1 500 ", (embedded_exchange(srv, post("/bad", 3) .. "abc")))
+    assert.matches("invalid body limit", logged[2])
+    assert.equal(2, #logged)
+  end)
+
+  it("takes a map of path to max bytes, and true for every request", function()
+    local srv = assert(httpd.new{
+      max_body = 100, body = {["/small"] = 3, ["/big"] = true},
+      handler = function(req) return 200, nil, req.path .. " " .. req.body end,
+    })
+    finally(function() srv:close() end)
+    assert.matches("\r\n\r\n/small abc$", (embedded_exchange(srv, post("/small", 3) .. "abc")))
+    assert.matches("\r\n\r\n/small abc$", (embedded_exchange(srv, post("/small?q=1", 3) .. "abc")))
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, post("/small", 4))))
+    assert.matches("\r\n\r\n/big " .. ("b"):rep(100) .. "$",
+      (embedded_exchange(srv, post("/big", 100) .. ("b"):rep(100))))
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, post("/big", 101))))
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, post("/other", 1))))
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, post("/small/", 1))))
+    srv.body = true
+    assert.matches("\r\n\r\n/other x$", (embedded_exchange(srv, post("/other", 1) .. "x")))
+  end)
+end)
+
+describe("httpd request bodies (option body), child server", function()
+  it("refuses many big bodies to a server without body routes at once, and does not buffer them", function()
+    local child, port = start_server("body=none request_timeout=30")
+    local socks = {}
+    finally(function()
+      for _, s in ipairs(socks) do s:close() end
+      kill(child)
+    end)
+    local function heap_kb()
+      local res, s = exchange(port, get("/mem"))
+      s:close()
+      return tonumber(res.body)
+    end
+    local heap0, rss0 = heap_kb(), status_kb(child.pid, "VmRSS")
+    local N, CL = 64, 1048576
+    local head = post("/upload", CL)
+    -- the heads alone: each is refused at once (not at request_timeout)
+    for i = 1, N do
+      socks[i] = connect(port)
+      assert(socks[i]:send(head))
+    end
+    for i = 1, N do
+      socks[i]:settimeout(3)
+      local res, err = read_response(socks[i])
+      assert.is_table(res, "connection " .. i .. ": no answer in 3 s: " .. tostring(err))
+      assert.equal(413, res.status)
+      assert.equal("close", res.headers.connection)
+      socks[i]:close()
+    end
+    -- clients that send their whole body anyway (all but its last byte):
+    -- the server must not keep it
+    socks = {}
+    for i = 1, N do
+      socks[i] = connect(port)
+      socks[i]:settimeout(0)
+    end
+    local chunk = ("b"):rep(65536)
+    local left, active = {}, {}
+    for i = 1, N do left[socks[i]] = #head + CL - 1; active[#active + 1] = socks[i] end
+    local data = head .. chunk
+    local deadline = socket.gettime() + 30
+    while #active > 0 and socket.gettime() < deadline do
+      local _, writable = socket.select(nil, active, 0.5)
+      for _, s in ipairs(writable) do
+        local sent = #head + CL - 1 - left[s]
+        local piece = sent < #head and data:sub(sent + 1) or chunk
+        if #piece > left[s] then piece = piece:sub(1, left[s]) end
+        local last, err, partial = s:send(piece)
+        local n = last or partial or 0
+        left[s] = left[s] - n
+        if left[s] == 0 or (err and err ~= "timeout") then left[s] = 0 end
+      end
+      local still = {}
+      for _, s in ipairs(active) do if left[s] > 0 then still[#still + 1] = s end end
+      active = still
+    end
+    assert.equal(0, #active, "could not send the bodies")
+    local heap1, rss1 = heap_kb(), status_kb(child.pid, "VmRSS")
+    assert.is_true(heap1 - heap0 < 8 * 1024,
+      ("Lua heap grew by %d kB for %d MB of refused bodies"):format(heap1 - heap0, N * CL >> 20))
+    assert.is_true(rss1 - rss0 < 32 * 1024,
+      ("RSS grew by %d kB for %d MB of refused bodies"):format(rss1 - rss0, N * CL >> 20))
+  end)
+
+  describe("with the fixture's declarations (/echo: max_body, /small: 16)", function()
+    local child, port
+    setup(function() child, port = start_server("") end)
+    teardown(function() kill(child) end)
+
+    it("gives a declared route its body, up to its limit", function()
+      local body = ("0123456789"):rep(30000)
+      local res, s = exchange(port, post("/echo", #body) .. body)
+      s:close()
+      assert.equal(200, res.status)
+      assert.equal(body, echo_map(res.body).body)
+      res, s = exchange(port, post("/small", 16) .. ("s"):rep(16))
+      s:close()
+      assert.equal("small 16", res.body)
+      -- over its limit: refused on the head alone
+      assert_refused(port, post("/small", 17), 413)
+      assert_refused(port, post("/", 1), 413)
+      assert_refused(port, post("/echo", 1048577), 413)
+    end)
+
+    it("answers 100-continue only to requests whose body will be read", function()
+      for _, path in ipairs{"/", "/nowhere", "/small"} do
+        local s = connect(port)
+        assert(s:send(post(path, 17, "Expect: 100-continue\r\n")))
+        assert.equal("HTTP/1.1 413 Content Too Large", s:receive("*l"), path)
+        s:close()
+      end
+      local s = connect(port)
+      assert(s:send(post("/small", 5, "Expect: 100-continue\r\n")))
+      assert.equal("HTTP/1.1 100 Continue", s:receive("*l"))
+      assert.equal("", s:receive("*l"))
+      assert(s:send("hello"))
+      assert.equal("small 5", assert(read_response(s)).body)
+      s:close()
+    end)
+  end)
+
+  it("keeps the bodies in flight within max_body_total (503 + Retry-After beyond it)", function()
+    local child, port = start_server("max_body_total=100000")
+    local held = {}
+    finally(function()
+      for _, s in ipairs(held) do s:close() end
+      kill(child)
+    end)
+    -- a POST /echo whose body is admitted, then held: its 100 Continue read
+    local function hold(clen)
+      local s = connect(port)
+      held[#held + 1] = s
+      assert(s:send(post("/echo", clen, "Expect: 100-continue\r\n")))
+      local line = s:receive("*l")
+      if line == "HTTP/1.1 100 Continue" then assert.equal("", s:receive("*l")) end
+      return s, line
+    end
+    local function busy(res, s, err)
+      assert.is_table(res, "no answer: " .. tostring(err))
+      assert.equal(503, res.status)
+      assert.equal("1", res.headers["retry-after"])
+      assert.equal("close", res.headers.connection)
+      assert.is_true(is_closed(s), "connection not closed")
+      s:close()
+    end
+    local a, line = hold(60000)
+    assert.equal("HTTP/1.1 100 Continue", line)
+    local res, s
+    -- does not fit beside it: 503 on the head alone
+    busy(exchange(port, post("/echo", 50000)))
+    -- fits beside it (60000 + 40000): served
+    local body = ("c"):rep(40000)
+    res, s = exchange(port, post("/echo", #body) .. body)
+    s:close()
+    assert.equal(body, echo_map(res.body).body)
+    -- can never fit: 413
+    assert_refused(port, post("/echo", 100001), 413)
+    -- a finished body gives its share back
+    assert(a:send(("a"):rep(60000)))
+    res = assert(read_response(a))
+    assert.equal(("a"):rep(60000), echo_map(res.body).body)
+    body = ("d"):rep(50000)
+    res, s = exchange(port, post("/echo", #body) .. body)
+    s:close()
+    assert.equal(body, echo_map(res.body).body)
+
+    -- many connections at once: 10 x 10000 fit, the 5 others are refused
+    local admitted, refused = 0, 0
+    for _ = 1, 15 do
+      local c, l = hold(10000)
+      if l == "HTTP/1.1 100 Continue" then
+        admitted = admitted + 1
+      else
+        assert.equal("HTTP/1.1 503 Service Unavailable", l)
+        refused = refused + 1
+        c:close()
+      end
+    end
+    assert.equal(10, admitted)
+    assert.equal(5, refused)
+    -- connections dropped half-way through their body give their share back
+    for _, c in ipairs(held) do c:close() end
+    held = {}
+    local deadline, ok = socket.gettime() + 5
+    body = ("e"):rep(100000)
+    repeat
+      res, s = exchange(port, post("/echo", #body) .. body)
+      s:close()
+      ok = res and res.status == 200
+      if not ok then socket.sleep(0.05) end
+    until ok or socket.gettime() > deadline
+    assert.is_true(ok, "the budget was not given back")
+    assert.equal(body, echo_map(res.body).body)
+  end)
+end)
+
+-- ------------------------------------------------------------ a long handler
+
+describe("httpd after a handler that ran long", function()
+  it("sends the whole response even when the handler took longer than send_timeout", function()
+    local child, port = start_server("send_timeout=0.5")
+    finally(function() kill(child) end)
+    local s = connect(port)
+    s:settimeout(10)
+    assert(s:send(get("/slowbig?wait=0.8&size=15000000")))
+    local res, err = read_response(s)
+    s:close()
+    assert.is_table(res, "response cut: " .. tostring(err))
+    assert.equal("15000000", res.headers["content-length"])
+    assert.equal(15000000, #res.body)
+  end)
+
+  it("gives the next pipelined request its whole request_timeout", function()
+    local child, port = start_server("request_timeout=1")
+    finally(function() kill(child) end)
+    local s = connect(port)
+    assert(s:send(get("/slowbig?wait=1.2&size=10") .. post("/echo", 5) .. "ab"))
+    local res = assert(read_response(s))
+    assert.equal(("s"):rep(10), res.body)
+    socket.sleep(0.4)                            -- well within request_timeout
+    assert(s:send("cde"))
+    res = assert(read_response(s))
+    assert.equal(200, res.status)
+    assert.equal("abcde", echo_map(res.body).body)
     s:close()
   end)
 end)

@@ -15,13 +15,16 @@
 --
 -- What it refuses (answered with the status shown, then the connection is
 -- closed): request line over max_request_line (414), header section over
--- max_header_bytes or more than max_headers fields (431), Content-Length
--- over max_body (413), a request not complete within request_timeout (408),
--- malformed request or header lines, obs-fold, bare CR/LF, control bytes,
--- duplicate Content-Length or Host, invalid Content-Length, HTTP/1.1
--- without Host, targets not in origin-form (absolute-form, authority-form,
--- `*`) (400), any Transfer-Encoding (501), an Expect other than
--- 100-continue (417), versions other than 1.0 and 1.1 (505).
+-- max_header_bytes or more than max_headers fields (431), a body its request
+-- is not declared to take (option `body`: none by default) or over what is
+-- declared or over max_body (413, before any body byte is read), a body that
+-- would take the bodies in flight over max_body_total (503 with Retry-After),
+-- a request not complete within request_timeout (408), malformed request or
+-- header lines, obs-fold, bare CR/LF, control bytes, duplicate Content-Length
+-- or Host, invalid Content-Length, HTTP/1.1 without Host, a Host that is not
+-- `uri-host [":" port]`, targets not in origin-form (absolute-form,
+-- authority-form, `*`) or with a `#` (400), any Transfer-Encoding (501), an
+-- Expect other than 100-continue (417), versions other than 1.0 and 1.1 (505).
 -- @module smugoauth.httpd
 local socket = require "socket"
 local core = require "smugoauth.core"
@@ -45,23 +48,37 @@ local LINGER_BYTES = 1 << 20 -- and at most this much
 local BURST = 32             -- pipelined requests served before letting others run
 local ACCEPT_BURST = 256     -- connections accepted per readiness event
 local DONE = {}              -- what a connection coroutine returns when finished
+local RETRY_AFTER = 1        -- seconds, in the 503 sent when max_body_total is full
 
 -- ------------------------------------------------------------ helpers
 
+-- the reason phrases of RFC 9110 section 15 and the other statuses in IANA's
+-- registry (a status not here gets an empty phrase, which RFC 9112 allows)
 local REASONS = {
-  [200] = "OK", [201] = "Created", [202] = "Accepted", [204] = "No Content",
-  [206] = "Partial Content", [301] = "Moved Permanently", [302] = "Found",
-  [303] = "See Other", [304] = "Not Modified", [307] = "Temporary Redirect",
-  [308] = "Permanent Redirect", [400] = "Bad Request", [401] = "Unauthorized",
+  [200] = "OK", [201] = "Created", [202] = "Accepted",
+  [203] = "Non-Authoritative Information", [204] = "No Content",
+  [205] = "Reset Content", [206] = "Partial Content", [207] = "Multi-Status",
+  [208] = "Already Reported", [226] = "IM Used",
+  [300] = "Multiple Choices", [301] = "Moved Permanently", [302] = "Found",
+  [303] = "See Other", [304] = "Not Modified", [305] = "Use Proxy",
+  [307] = "Temporary Redirect", [308] = "Permanent Redirect",
+  [400] = "Bad Request", [401] = "Unauthorized", [402] = "Payment Required",
   [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
-  [406] = "Not Acceptable", [408] = "Request Timeout", [409] = "Conflict",
-  [410] = "Gone", [411] = "Length Required", [412] = "Precondition Failed",
+  [406] = "Not Acceptable", [407] = "Proxy Authentication Required",
+  [408] = "Request Timeout", [409] = "Conflict", [410] = "Gone",
+  [411] = "Length Required", [412] = "Precondition Failed",
   [413] = "Content Too Large", [414] = "URI Too Long",
-  [415] = "Unsupported Media Type", [417] = "Expectation Failed",
-  [422] = "Unprocessable Content", [429] = "Too Many Requests",
-  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
-  [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
-  [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported",
+  [415] = "Unsupported Media Type", [416] = "Range Not Satisfiable",
+  [417] = "Expectation Failed", [421] = "Misdirected Request",
+  [422] = "Unprocessable Content", [423] = "Locked", [424] = "Failed Dependency",
+  [425] = "Too Early", [426] = "Upgrade Required", [428] = "Precondition Required",
+  [429] = "Too Many Requests", [431] = "Request Header Fields Too Large",
+  [451] = "Unavailable For Legal Reasons",
+  [500] = "Internal Server Error", [501] = "Not Implemented", [502] = "Bad Gateway",
+  [503] = "Service Unavailable", [504] = "Gateway Timeout",
+  [505] = "HTTP Version Not Supported", [506] = "Variant Also Negotiates",
+  [507] = "Insufficient Storage", [508] = "Loop Detected",
+  [511] = "Network Authentication Required",
 }
 
 -- "HTTP/1.1 200 OK\r\n", built once per status
@@ -192,6 +209,30 @@ end}
 
 -- ------------------------------------------------------------ connection I/O
 
+-- The time now, also kept as srv.now. srv.now is set once per poll round, and
+-- a handler (or many) may run for long within a round: every deadline is
+-- computed, and every expiry judged, from a fresh reading.
+local function clock(srv)
+  local now = monotime()
+  srv.now = now
+  return now
+end
+
+-- Log through the user's function; a failing logger must not kill the loop.
+local function log(srv, msg)
+  pcall(srv.log, msg)
+end
+
+-- Give back the connection's share of max_body_total (once; also when the
+-- connection is dropped half-way through a body).
+local function release(srv, c)
+  local r = c.reserved
+  if r > 0 then
+    srv.body_inflight = srv.body_inflight - r
+    c.reserved = 0
+  end
+end
+
 -- Wait until the connection's socket is ready for `what` ("r" | "w") or, with
 -- "again", until the next round. False when the deadline passed or the server closes.
 local function wait(what)
@@ -206,9 +247,9 @@ local function recv(srv, c)
     if data then return data end
     if partial and partial ~= "" then return partial end
     if err == "timeout" or err == "wantread" then
-      if srv.now > c.deadline or not wait("r") then return nil, "timeout" end
+      if clock(srv) > c.deadline or not wait("r") then return nil, "timeout" end
     elseif err == "wantwrite" then
-      if srv.now > c.deadline or not wait("w") then return nil, "timeout" end
+      if clock(srv) > c.deadline or not wait("w") then return nil, "timeout" end
     else
       return nil, "closed"
     end
@@ -219,14 +260,14 @@ end
 -- true or nil.
 local function send_all(srv, c, data, nowait)
   local sock, i, n = c.sock, 1, #data
-  c.deadline = srv.now + srv.send_timeout
+  c.deadline = clock(srv) + srv.send_timeout
   while true do
     local last, err, partial = sock:send(data, i)
     if last then return true end
     if err == "timeout" or err == "wantwrite" or err == "wantread" then
       if partial and partial >= i then i = partial + 1 end
       if i > n then return true end
-      if nowait or srv.now > c.deadline or not wait(err == "wantread" and "r" or "w") then
+      if nowait or clock(srv) > c.deadline or not wait(err == "wantread" and "r" or "w") then
         return nil
       end
     else
@@ -236,10 +277,12 @@ local function send_all(srv, c, data, nowait)
 end
 
 -- A short response generated by the loop itself (errors), always closing;
--- error_responses[code] is built once per status.
+-- error_responses[code] is built once per status. The loop's only 503 says
+-- that the bodies in flight fill max_body_total: try again in a moment.
 local error_responses = setmetatable({}, {__index = function(t, code)
   local body = format("%d %s\n", code, REASONS[code] or "")
   local r = status_lines[code] .. "Content-Type: text/plain; charset=utf-8\r\n" ..
+    (code == 503 and "Retry-After: " .. RETRY_AFTER .. "\r\n" or "") ..
     "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
   rawset(t, code, r)
   return r
@@ -252,7 +295,7 @@ local function linger(srv, c)
   local sock = c.sock
   if not sock.shutdown then return end          -- TLS: just close
   sock:shutdown("send")
-  c.deadline = srv.now + LINGER
+  c.deadline = clock(srv) + LINGER
   local total = 0
   while total < LINGER_BYTES do
     local data = recv(srv, c)
@@ -286,12 +329,97 @@ local function bad_eol(buf, i)
   end
 end
 
+-- RFC 3986 dec-octet: 0 to 255, no leading zero
+local function dec_octet(o)
+  return not (#o > 1 and byte(o) == 48) and tonumber(o) <= 255
+end
+
+-- RFC 3986 IPv4address: dec-octet "." dec-octet "." dec-octet "." dec-octet
+local function valid_ipv4(s)
+  local a, b, c, d = match(s, "^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  return a ~= nil and dec_octet(a) and dec_octet(b) and dec_octet(c) and dec_octet(d)
+end
+
+-- How many h16 groups "a:b:c" holds ("" holds none), or nil when one is not
+-- 1 to 4 hex digits.
+local function h16_count(s)
+  if s == "" then return 0 end
+  local n = 0
+  for g in gmatch(s .. ":", "([^:]*):") do
+    if not find(g, "^%x%x?%x?%x?$") then return nil end
+    n = n + 1
+  end
+  return n
+end
+
+-- RFC 3986 IPv6address (eight h16, the last two may be an IPv4 address, one
+-- "::" may stand for one or more zero groups)
+local function valid_ipv6(s)
+  local last = match(s, ":([^:]*)$")
+  if not last then return false end
+  if find(last, ".", 1, true) then
+    if not valid_ipv4(last) then return false end
+    s = sub(s, 1, #s - #last) .. "0:0"
+  end
+  local a, b = find(s, "::", 1, true)
+  if not a then return h16_count(s) == 8 end
+  if find(s, "::", b, true) then return false end       -- two of them, or ":::"
+  local left, right = h16_count(sub(s, 1, a - 1)), h16_count(sub(s, b + 1))
+  return left ~= nil and right ~= nil and left + right <= 7
+end
+
+local REG_NAME_BAD = "[^%w%-._~!$&'()*+,;=%%]"   -- unreserved, sub-delims, "%"
+
+-- Is v a valid Host field value (RFC 9112 3.2: uri-host [":" port], RFC 3986
+-- host = IP-literal / IPv4address / reg-name, port = *DIGIT)? An empty value
+-- is valid (a target URI without authority).
+local function valid_host(v)
+  local host, port
+  if byte(v) == 91 then                          -- "[" IP-literal "]"
+    local e = find(v, "]", 2, true)
+    if not e then return false end
+    host, port = sub(v, 2, e - 1), sub(v, e + 1)
+    if not (valid_ipv6(host) or find(host, "^[vV]%x+%.[%w%-._~!$&'()*+,;=:]+$")) then
+      return false
+    end
+  else                                           -- reg-name (IPv4 is one too)
+    local colon = find(v, ":", 1, true)
+    host = colon and sub(v, 1, colon - 1) or v
+    port = colon and sub(v, colon) or ""
+    if find(host, REG_NAME_BAD) then return false end
+    if find(host, "%", 1, true) and find(gsub(host, "%%%x%x", ""), "%", 1, true) then
+      return false                               -- "%" not starting a pct-encoded octet
+    end
+  end
+  return port == "" or find(port, "^:%d*$") ~= nil
+end
+
+-- The most body bytes req may carry, from option `body` (capped by max_body),
+-- or nil and a message when the app's declaration failed.
+local function body_limit(srv, req)
+  local decl, limit = srv.body, nil
+  if decl == true then
+    limit = true
+  elseif type(decl) == "table" then
+    limit = decl[req.path]
+  elseif decl then
+    local ok, v = xpcall(decl, traceback, req)
+    if not ok then return nil, "body declaration error: " .. tostring(v) end
+    limit = v
+  end
+  if limit == nil or limit == false then return 0 end
+  if limit == true then return srv.max_body end
+  limit = type(limit) == "number" and tointeger(limit)
+  if not limit or limit < 0 then return nil, "invalid body limit from the body declaration" end
+  return limit < srv.max_body and limit or srv.max_body
+end
+
 -- Read and parse the head and body of the next request. Returns the request,
 -- or nil and a status to answer with (nil status: just close).
 local function read_request(srv, c)
   local buf = c.buf
   if buf == "" then                      -- idle between requests
-    c.deadline = srv.now + (c.served > 0 and srv.idle_timeout or srv.request_timeout)
+    c.deadline = clock(srv) + (c.served > 0 and srv.idle_timeout or srv.request_timeout)
     -- nothing buffered: let epoll say when the next request comes (saves a
     -- receive() that would find nothing, on every keep-alive request)
     -- (not with TLS: OpenSSL may hold bytes that epoll cannot see)
@@ -300,7 +428,7 @@ local function read_request(srv, c)
     if not data then return nil end
     buf = data
   end
-  if c.served > 0 then c.deadline = srv.now + srv.request_timeout end
+  if c.served > 0 then c.deadline = clock(srv) + srv.request_timeout end
 
   -- request line (skipping empty lines before it, RFC 9112 2.2)
   local le
@@ -345,8 +473,10 @@ local function read_request(srv, c)
   end
   if major ~= "1" or (minor ~= "1" and minor ~= "0") then return nil, 505 end
   if find(method, NOT_TCHAR) then return nil, 400 end
-  -- origin-form only, printable ASCII
-  if byte(target) ~= 47 or find(target, "[^\33-\126]") then return nil, 400 end
+  -- origin-form only, printable ASCII, no fragment (never sent on the wire)
+  if byte(target) ~= 47 or find(target, "[^\33-\126]") or find(target, "#", 1, true) then
+    return nil, 400
+  end
 
   local headers, count, pos, host, clen = {}, 0, le + 2, nil, nil
   local hend = he - 1                    -- the last header's CRLF ends here
@@ -364,7 +494,7 @@ local function read_request(srv, c)
       if clen or #value > 15 or not find(value, "^%d+$") then return nil, 400 end
       clen = tonumber(value)
     elseif key == "host" then
-      if host then return nil, 400 end
+      if host or not valid_host(value) then return nil, 400 end
       host = value
     elseif key == "transfer-encoding" then
       return nil, 501
@@ -380,49 +510,62 @@ local function read_request(srv, c)
   local version = minor == "1" and "1.1" or "1.0"
   if not host and version == "1.1" then return nil, 400 end
 
-  -- body
-  local body = ""
-  clen = clen or 0
-  if clen > srv.max_body then return nil, 413 end
   local expect = headers.expect
   if expect and lower(expect) ~= "100-continue" then return nil, 417 end
-  local have = #buf - he
-  if clen == 0 then
-    c.buf = have > 0 and sub(buf, he + 1) or ""
-  elseif have >= clen then
-    body = sub(buf, he + 1, he + clen)
-    c.buf = have > clen and sub(buf, he + clen + 1) or ""
-  else
-    if expect and version == "1.1" then
-      local deadline = c.deadline
-      if not send_all(srv, c, "HTTP/1.1 100 Continue\r\n\r\n") then return nil end
-      c.deadline = deadline
-    end
-    c.buf = ""
-    local parts, n, need = {sub(buf, he + 1)}, 1, clen - have
-    while need > 0 do
-      local data, err = recv(srv, c)
-      if not data then return nil, err == "timeout" and 408 or nil end
-      n = n + 1
-      if #data > need then
-        parts[n] = sub(data, 1, need)
-        c.buf = sub(data, need + 1)
-        need = 0
-      else
-        parts[n] = data
-        need = need - #data
-      end
-    end
-    body = concat(parts)
-  end
 
   local q = find(target, "?", 1, true)
-  return setmetatable({
+  local req = setmetatable({
     method = method, target = target, version = version,
     path = q and sub(target, 1, q - 1) or target,
     query = q and sub(target, q + 1) or "",
-    headers = headers, body = body, peer = c.peer, scheme = srv.scheme,
+    headers = headers, peer = c.peer, scheme = srv.scheme,
   }, req_mt)
+
+  -- body: admitted (or refused) on the head alone, before any byte of it is read
+  local have = #buf - he
+  clen = clen or 0
+  if clen == 0 then
+    req.body = ""
+    c.buf = have > 0 and sub(buf, he + 1) or ""
+    return req
+  end
+  if clen > srv.max_body or clen > srv.max_body_total then return nil, 413 end
+  local limit, lerr = body_limit(srv, req)
+  if not limit then
+    log(srv, lerr)
+    return nil, 500
+  end
+  if clen > limit then return nil, 413 end
+  if srv.body_inflight + clen > srv.max_body_total then return nil, 503 end
+  srv.body_inflight, c.reserved = srv.body_inflight + clen, clen
+
+  if have >= clen then
+    req.body = sub(buf, he + 1, he + clen)
+    c.buf = have > clen and sub(buf, he + clen + 1) or ""
+    return req
+  end
+  if expect and version == "1.1" then
+    local deadline = c.deadline
+    if not send_all(srv, c, "HTTP/1.1 100 Continue\r\n\r\n") then return nil end
+    c.deadline = deadline
+  end
+  c.buf = ""
+  local parts, n, need = {sub(buf, he + 1)}, 1, clen - have
+  while need > 0 do
+    local data, err = recv(srv, c)
+    if not data then return nil, err == "timeout" and 408 or nil end
+    n = n + 1
+    if #data > need then
+      parts[n] = sub(data, 1, need)
+      c.buf = sub(data, need + 1)
+      need = 0
+    else
+      parts[n] = data
+      need = need - #data
+    end
+  end
+  req.body = concat(parts)
+  return req
 end
 
 -- ------------------------------------------------------------ responses
@@ -537,16 +680,11 @@ local function build(srv, req, keep, status, hdrs, body)
   return s, keep
 end
 
--- Log through the user's function; a failing logger must not kill the loop.
-local function log(srv, msg)
-  pcall(srv.log, msg)
-end
-
 -- The connection's coroutine: serve requests until one side closes.
 local function serve(srv, c)
   local sock = c.sock
   if srv.tls then
-    c.deadline = srv.now + srv.request_timeout
+    c.deadline = clock(srv) + srv.request_timeout
     while true do
       local ok, err = sock:dohandshake()
       if ok then break end
@@ -581,6 +719,7 @@ local function serve(srv, c)
     end
 
     local ok, status, hdrs, body = xpcall(srv.handler, traceback, req)
+    clock(srv)                                   -- the handler may have taken long
     local resp, keep2
     if ok then
       resp, keep2 = build(srv, req, keep, status, hdrs, body)
@@ -594,6 +733,10 @@ local function serve(srv, c)
     if not ok then
       resp, keep2 = error_responses[500], false
     end
+    -- the request body is done with: do not pin it while the response goes
+    -- out or the next request is awaited, and give back its budget
+    req, status, hdrs, body = nil, nil, nil, nil  -- luacheck: ignore 311
+    release(srv, c)
     if not send_all(srv, c, resp) then return DONE end
     if not keep2 then
       linger(srv, c)
@@ -618,7 +761,7 @@ local function default_log(msg)
   io.stderr:write("smugoauth.httpd: ", msg, "\n")
 end
 
--- option name -> {lua type, default}
+-- option name -> {lua type(s) ("a|b"), default}
 local OPTIONS = {
   host = {"string", "127.0.0.1"},
   port = {"number", 0},
@@ -628,6 +771,8 @@ local OPTIONS = {
   max_header_bytes = {"number", 16384},
   max_headers = {"number", 100},
   max_body = {"number", 1024 * 1024},
+  body = {"function|table|boolean", nil},
+  max_body_total = {"number", nil},               -- nil: see M.new
   request_timeout = {"number", 10},
   idle_timeout = {"number", 30},
   send_timeout = {"number", 10},
@@ -665,7 +810,28 @@ local OPTIONS = {
 --  - `max_request_line` [8192]: bytes in the request line, else 414.
 --  - `max_header_bytes` [16384]: bytes in the header section, else 431.
 --  - `max_headers` [100]: header fields, else 431.
---  - `max_body` [1 MiB]: Content-Length limit, else 413.
+--  - `body` [nil: no request takes a body]: which requests may carry a body,
+--    and how many bytes. A request with a non-zero Content-Length that its
+--    declaration does not allow is answered 413 and closed before a byte of
+--    its body is read (and gets no `100 Continue`). One of:
+--    - a function `function(req) -> max bytes`, called for each request with a
+--      non-zero Content-Length once its head is parsed: `req` is the request
+--      as the handler will see it (`method`, `path`, `headers`, `params`, ...)
+--      but without `body`. It returns an integer >= 0 (nil or false: 0; true:
+--      max_body). A Lua error in it, or another answer, becomes a 500, logged.
+--    - a table mapping a raw `req.path` (exact match, any method) to its max
+--      bytes (an integer >= 0, or true for max_body); other paths take none.
+--    - true: every request may carry up to max_body (what the loop did before
+--      bodies had to be declared).
+--    Declared limits are capped by max_body. `srv.body` may be replaced
+--    between requests.
+--  - `max_body` [1 MiB]: the largest body any request may have, else 413.
+--  - `max_body_total` [16 MiB, or max_body when larger]: bytes of request
+--    bodies in flight at once, over all connections (reserved from a body's
+--    Content-Length when it is admitted, given back once its handler has
+--    returned). A body that does not fit now is refused with 503 and
+--    `Retry-After: 1` (and a close), not buffered; one larger than the whole
+--    budget with 413.
 --  - `request_timeout` [10]: seconds to receive a whole request (from its first
 --    byte, or from accept for the first one), else 408 and close.
 --  - `idle_timeout` [30]: seconds a keep-alive connection may wait for its
@@ -681,8 +847,8 @@ local OPTIONS = {
 -- when the address cannot be bound (or the TLS context cannot be made).
 -- The server has fields `host`, `port` (the bound port) and `scheme`
 -- ("http" / "https"), and methods `run`, `step`, `stop`, `connections`, `close`
--- (also `__close`, so `local srv <close> = ...` works). `srv.handler` may be
--- replaced between requests.
+-- (also `__close`, so `local srv <close> = ...` works). `srv.handler` and
+-- `srv.body` may be replaced between requests.
 -- @tparam table opts
 -- @return server | nil, message
 function M.new(opts)
@@ -691,8 +857,8 @@ function M.new(opts)
   for k, v in pairs(opts) do
     local spec = OPTIONS[k]
     if not spec then error("httpd.new: unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= spec[1] then
-      error(format("httpd.new: option '%s' must be a %s", k, spec[1]), 2)
+    if not find("|" .. spec[1] .. "|", "|" .. type(v) .. "|", 1, true) then
+      error(format("httpd.new: option '%s' must be a %s", k, gsub(spec[1], "|", " or ")), 2)
     end
   end
   for k, spec in pairs(OPTIONS) do
@@ -701,8 +867,11 @@ function M.new(opts)
     self[k] = v
   end
   if not self.handler then error("httpd.new: option 'handler' is required", 2) end
+  if self.max_body_total == nil then
+    self.max_body_total = math.max(16 * 1024 * 1024, tointeger(self.max_body) or 0)
+  end
   for _, k in ipairs{"port", "backlog", "max_request_line", "max_header_bytes",
-                     "max_headers", "max_body", "max_connections"} do
+                     "max_headers", "max_body", "max_body_total", "max_connections"} do
     if not tointeger(self[k]) or self[k] < 0 then
       error(format("httpd.new: option '%s' must be a non-negative integer", k), 2)
     end
@@ -710,6 +879,17 @@ function M.new(opts)
   for _, k in ipairs{"request_timeout", "idle_timeout", "send_timeout"} do
     local v = self[k]
     if v ~= v or v <= 0 then error(format("httpd.new: option '%s' must be positive", k), 2) end
+  end
+  if type(self.body) == "table" then
+    for path, limit in pairs(self.body) do
+      if type(path) ~= "string" or byte(path) ~= 47 then
+        error("httpd.new: option 'body': keys must be paths starting with '/'", 2)
+      end
+      if limit ~= true and not (type(limit) == "number" and tointeger(limit) and limit >= 0) then
+        error(format("httpd.new: option 'body': the limit for '%s' must be a non-negative " ..
+                     "integer or true", path), 2)
+      end
+    end
   end
 
   if self.tls then
@@ -743,6 +923,7 @@ function M.new(opts)
   self.fds, self.evs = {}, {}
   self.again, self.again_n = {}, 0
   self.out, self.hstate = {}, {}
+  self.body_inflight = 0
   self.now = monotime()
   local shortest = math.min(self.request_timeout, self.idle_timeout, self.send_timeout)
   self.sweep_every = math.max(0.01, math.min(0.25, shortest / 4))
@@ -763,6 +944,7 @@ end
 
 -- Forget a connection and close its socket.
 local function drop(self, c)
+  release(self, c)
   if self.conns[c.fd] == c then
     self.conns[c.fd] = nil
     self.nconn = self.nconn - 1
@@ -819,7 +1001,7 @@ local function accept(self)
       end
       if s then
         local c = {
-          sock = s, fd = fd, want = "r", buf = "", served = 0, deadline = 0,
+          sock = s, fd = fd, want = "r", buf = "", served = 0, deadline = 0, reserved = 0,
           peer = ip and (find(ip, ":", 1, true) and "[" .. ip .. "]:" or ip .. ":") .. port or "?",
         }
         if self.poller:add(fd, "r") then

@@ -362,7 +362,7 @@ end
 
 -- The statuses the loop itself answers with (then closes).
 local REFUSALS = {[400] = true, [408] = true, [413] = true, [414] = true, [417] = true, [431] = true,
-                  [500] = true, [501] = true, [505] = true}
+                  [500] = true, [501] = true, [503] = true, [505] = true}
 
 -- Judge what a case received. Returns ok, outcome, why.
 local function judge(c, got, closed, timed_out, res, rest, perr)

@@ -2,6 +2,8 @@
 --   lua5.4 spec/support/abuse_fixture.lua [name=value ...]
 -- Options are httpd.new options given as name=value (numbers converted),
 -- plus lifetime=<seconds> (default 120; the process always exits by then).
+-- /echo takes a body up to max_body (option body = {["/echo"] = true}); no
+-- other path takes one.
 -- Prints "PORT <n>" on stdout once listening, then serves until /stop, the
 -- lifetime ends, or it is killed. Routes:
 --   /            "hello"
@@ -16,7 +18,7 @@ package.cpath = "build/?.so;" .. package.cpath
 local httpd = require "smugoauth.httpd"
 local core = require "smugoauth.core"
 
-local opts, lifetime = {}, 120
+local opts, lifetime = {body = {["/echo"] = true}}, 120
 for _, a in ipairs(arg) do
   local k, v = a:match("^([%w_]+)=(.*)$")
   assert(k, "bad argument: " .. a)

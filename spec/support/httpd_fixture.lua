@@ -3,6 +3,9 @@
 -- Options are httpd.new options given as name=value (numbers converted),
 -- plus lifetime=<seconds> (default 120; the process always exits by then) and
 -- tls_dir=<dir> (serve https with DIR/server.pem and DIR/server.key).
+-- body=<declaration> sets the option `body`: "none", "all" (true), or a
+-- comma-separated list of path[:max bytes] (no max: max_body); the default,
+-- "/echo,/small:16", lets /echo take bodies up to max_body and /small 16 bytes.
 -- Prints "PORT <n>" on stdout once listening, then serves until /stop,
 -- the lifetime ends, or it is killed.
 package.path = "lua/?.lua;" .. package.path
@@ -10,11 +13,25 @@ package.cpath = "build/?.so;" .. package.cpath
 local httpd = require "smugoauth.httpd"
 local core = require "smugoauth.core"
 
-local opts, lifetime = {}, 120
+-- the option `body` from its command-line form
+local function body_decl(v)
+  if v == "none" then return nil end
+  if v == "all" then return true end
+  local t = {}
+  for item in v:gmatch("[^,]+") do
+    local path, limit = item:match("^([^:]+):?(%d*)$")
+    assert(path, "bad body declaration: " .. item)
+    t[path] = tonumber(limit) or true
+  end
+  return t
+end
+
+local opts, lifetime = {body = body_decl("/echo,/small:16")}, 120
 for _, a in ipairs(arg) do
   local k, v = a:match("^([%w_]+)=(.*)$")
   assert(k, "bad argument: " .. a)
   if k == "lifetime" then lifetime = tonumber(v)
+  elseif k == "body" then opts.body = body_decl(v)
   elseif k == "tls_dir" then
     opts.tls = {mode = "server", protocol = "any", key = v .. "/server.key",
                 certificate = v .. "/server.pem", options = {"all"}}
@@ -74,7 +91,25 @@ local routes = {
     return 200, {["Content-Type"] = "text/html"}, "<p>" .. httpd.escape_html(req.query) .. "</p>"
   end,
   ["/stop"] = function() srv:stop() return 200, {}, "stopping" end,
+  -- answers with the status ?code= (its status line shows the reason phrase)
+  ["/status"] = function(req) return tonumber(req.params.code), {}, "status" end,
   ["/conns"] = function() return 200, {}, tostring(srv:connections()) end,
+  -- the Lua heap in kB after a full collection
+  ["/mem"] = function()
+    collectgarbage("collect")
+    collectgarbage("collect")
+    return 200, {}, string.format("%.0f", collectgarbage("count"))
+  end,
+  -- /small takes a body of 16 bytes at most (see body=)
+  ["/small"] = function(req) return 200, {}, "small " .. #req.body end,
+  -- a handler that runs for ?wait= seconds (busy, like a slow computation),
+  -- then answers ?size= bytes
+  ["/slowbig"] = function(req)
+    local stop = core.monotime() + (tonumber(req.params.wait) or 0.5)
+    while core.monotime() < stop do end
+    return 200, {["Content-Type"] = "application/octet-stream"},
+      string.rep("s", tonumber(req.params.size) or 15000000)
+  end,
 }
 
 opts.handler = function(req)
