@@ -112,6 +112,8 @@ function M.new(opts)
   local srv, err = httpd.new {
     host = opts.host or "127.0.0.1", port = opts.port or 0, tls = opts.tls,
     max_body = opts.max_body or 256 * 1024 * 1024, request_timeout = 60,
+    -- request bodies: POST and PATCH (forms, JSON, uploads) up to max_body
+    body = function(req) return req.method == "POST" or req.method == "PATCH" end,
     handler = function(req) return self:handle(req) end,
     log = opts.log,
   }
