@@ -19,6 +19,15 @@ M.ACCESS_TOKEN_PATH = "/services/oauth/1.0a/getAccessToken"
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
+-- Whether a prepared request goes on a new connection: a non-idempotent one
+-- does unless the policy allows unsafe retries, because libcurl re-sends a
+-- request unchanged when a reused connection dies before the answer (the
+-- server may have acted on it). An explicit `fresh` option wins.
+local function fresh_for(p, policy)
+  if p.fresh ~= nil then return p.fresh end
+  return not IDEMPOTENT[p.method] and not policy.unsafe
+end
+
 ------------------------------------------------------------------ Response
 
 local Response = {}
@@ -158,14 +167,34 @@ local CLIENT_OPTS = {
   upload_origin = "string", ca_file = "string", timeout = "number",
   connect_timeout = "number", signature_method = "string", rsa_key = "string",
   debug = "boolean function", retry = "table boolean", max_body = "number",
-  user_agent = "string",
+  user_agent = "string", insecure_http = "boolean",
 }
 
-local function check_origin(name, v)
+local ORIGINS = { "oauth_origin", "api_origin", "upload_origin" }
+
+-- Why plain http is refused, and how to opt in.
+local CLEAR = "would cross the network unencrypted (OAuth parameters, tokens, data); " ..
+              "use https, or insecure_http = true (dangerous)"
+
+local function check_origin(name, v, insecure)
   if not v:match("^https?://[^/?#]+$") then
     error(("smugoauth.new: %s must be an http(s) origin without a path (got %q)"):format(name, v), 3)
   end
+  if v:sub(1, 5) == "http:" and not insecure and not util.is_loopback(v) then
+    error(("smugoauth.new: %s %s is plain http to a host that is not loopback: requests %s")
+      :format(name, v, CLEAR), 3)
+  end
   return v
+end
+
+-- PLAINTEXT puts CONSUMER-SECRET&TOKEN-SECRET in every request: over http
+-- (loopback included) only with insecure_http. Raises at `level`.
+local function check_plaintext(fname, method, url, insecure, level)
+  if method == "PLAINTEXT" and not insecure and url:sub(1, 5) == "http:" then
+    error(("%s: signature_method PLAINTEXT sends the consumer secret and the token secret " ..
+      "in every request; over plain http (%s) they %s"):format(fname, errors.safe_url(url), CLEAR),
+      level + 1)
+  end
 end
 
 --- Create a client for a consumer (API key and secret).
@@ -182,6 +211,13 @@ end
 --   retry                {attempts = 3, max_time = 60, base = 0.5, unsafe = false}; false: off
 --   max_body             64 MiB cap on response bodies
 --   user_agent           "smugoauth/<version>"
+--   insecure_http        false. DANGEROUS: true allows plain http:// origins and
+--                        request URLs for hosts other than loopback (localhost,
+--                        127.0.0.0/8, [::1]; those are always allowed), and
+--                        PLAINTEXT signatures over http at all (loopback
+--                        included): everything sent, the consumer and token
+--                        secrets with PLAINTEXT, can then be read on the way.
+--                        Without it such options and URLs raise.
 function M.new(opts)
   util.check_options("smugoauth.new", opts, CLIENT_OPTS, 2)
   if type(opts) ~= "table" or type(opts.key) ~= "string" or opts.key == "" then
@@ -190,16 +226,20 @@ function M.new(opts)
   if type(opts.secret) ~= "string" then
     error("smugoauth.new: option 'secret' (the API secret) is required", 2)
   end
+  local insecure = opts.insecure_http == true
   local self = setmetatable({
     key = opts.key,
-    oauth_origin = check_origin("oauth_origin", opts.oauth_origin or M.OAUTH_ORIGIN),
-    api_origin = check_origin("api_origin", opts.api_origin or M.API_ORIGIN),
-    upload_origin = check_origin("upload_origin", opts.upload_origin or M.UPLOAD_ORIGIN),
+    oauth_origin = check_origin("oauth_origin", opts.oauth_origin or M.OAUTH_ORIGIN, insecure),
+    api_origin = check_origin("api_origin", opts.api_origin or M.API_ORIGIN, insecure),
+    upload_origin = check_origin("upload_origin", opts.upload_origin or M.UPLOAD_ORIGIN, insecure),
     ca_file = opts.ca_file, timeout = opts.timeout or 30,
     connect_timeout = opts.connect_timeout or 10,
     signature_method = opts.signature_method or "HMAC-SHA1",
-    retry = opts.retry, max_body = opts.max_body,
+    retry = opts.retry, max_body = opts.max_body, insecure_http = insecure,
   }, Client)
+  for _, name in ipairs(ORIGINS) do
+    check_plaintext("smugoauth.new", self.signature_method, self[name], insecure, 2)
+  end
   -- the secret lives only inside C objects, never in a Lua table
   self._signer_opts = { consumer_key = opts.key, signature_method = self.signature_method,
                         rsa_key = opts.rsa_key }
@@ -364,6 +404,14 @@ function Session:_prepare(o)
     end
     url = (o.origin or self.client.api_origin) .. path
   end
+  if o.url or o.origin then          -- the client's own origins were checked by new
+    local c = self.client
+    if not c.insecure_http and url:sub(1, 5) == "http:" and not util.is_loopback(url) then
+      error(("request: %s is plain http to a host that is not loopback: the request %s")
+        :format(errors.safe_url(url), CLEAR), 3)
+    end
+    check_plaintext("request", c.signature_method, url, c.insecure_http, 3)
+  end
   local q = util.param_list(o.query)
   if #q > 0 then url = url .. (url:find("?", 1, true) and "&" or "?") .. util.encode_pairs(q) end
   local headers, has = {}, {}
@@ -396,13 +444,13 @@ function Session:_prepare(o)
 end
 
 -- Sign a prepared request afresh (new nonce and timestamp) into the request
--- table the C client takes.
-function Session:_signed(p)
+-- table the C client takes; fresh: on a new connection (see fresh_for).
+function Session:_signed(p, fresh)
   local auth, base_string = self.signer:authorization(p.method, p.url, p.params, true)
   local headers = { "Authorization: " .. auth }
   for i = 1, #p.headers do headers[i + 1] = p.headers[i] end
   return { method = p.method, url = p.url, headers = headers, body = p.body,
-           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout, fresh = p.fresh },
+           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout, fresh = fresh },
          base_string
 end
 
@@ -425,7 +473,9 @@ end
 -- or url, query (map or {name, value} pairs; signed), json (a value: sent as
 -- application/json, not signed) or form (signed) or body (+ content_type),
 -- headers (map), timeout, retry (policy table or false), fresh (true: a new
--- connection, so libcurl never re-sends the request on a dead kept-alive one).
+-- connection, so libcurl never re-sends the request on a dead kept-alive
+-- one; the default is true for every method but GET, HEAD, PUT, DELETE and
+-- OPTIONS unless retry.unsafe is set, false for those).
 -- Returns a response {status, headers, body, json()} or nil, err.
 function Session:request(o)
   util.check_options("request", o, REQUEST_OPTS, 2)
@@ -433,11 +483,12 @@ function Session:request(o)
   local rp = o.retry
   if rp == nil then rp = self.retry end
   local policy = retry_policy(rp)
+  local fresh = fresh_for(p, policy)
   local t0 = os.time()
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local req, base_string = self:_signed(p)
+    local req, base_string = self:_signed(p, fresh)
     self.trace:request(p.method, p.url, req.headers, base_string)
     local raw, msg, code = self.http:request(req)
     local res, err = self:_finish(p, raw, msg, code, base_string)
@@ -638,8 +689,7 @@ function Session:upload(o)
     method = "POST", origin = self.client.upload_origin, path = "/", headers = headers,
     body = o.data, body_file = o.file, content_type = o.content_type or M.content_type_for(filename),
     on_progress = o.on_progress, timeout = o.timeout, retry = o.retry or false,
-    -- never sent twice behind our back (see csrc/http_xfer.c), unless retries are allowed
-    fresh = not (type(o.retry) == "table" and o.retry.unsafe),
+    -- a POST: on a new connection unless retry.unsafe (see fresh_for)
   }
   if not res then return nil, err end
   local body, jerr = res:json()
@@ -682,7 +732,7 @@ function Session:get_many(list, opts)
     attempt = attempt + 1
     local reqs, bases = {}, {}
     for j, i in ipairs(pending) do
-      reqs[j], bases[j] = self:_signed(preps[i])
+      reqs[j], bases[j] = self:_signed(preps[i], fresh_for(preps[i], policy))
       self.trace:request(preps[i].method, preps[i].url, reqs[j].headers, bases[j])
     end
     local raws = self.http:many(reqs, conc)

@@ -71,6 +71,31 @@ function M.header_map(list)
   return map
 end
 
+--- The host of an absolute URL (lower-case; an IPv6 literal without its
+-- brackets), or nil. A userinfo part stays in it (such URLs are refused by
+-- the C core; here it only makes the host match nothing).
+function M.url_host(url)
+  local authority = tostring(url):match("^%a[%w+.-]*://([^/?#]*)")
+  if not authority then return nil end
+  local host = authority:match("^%[([^%]]*)%]:?%d*$") or authority:gsub(":%d*$", "")
+  return host:lower()
+end
+
+-- A dotted-quad octet without leading zeros (which some parsers read as octal).
+local function octet(s)
+  return (s == "0" or s:match("^[1-9]%d?%d?$")) and tonumber(s) <= 255
+end
+
+--- Is the URL's host a loopback address: localhost, 127.0.0.0/8 (as a plain
+-- dotted quad) or [::1]? Anything else, including other spellings of these
+-- addresses, is not.
+function M.is_loopback(url)
+  local host = M.url_host(url)
+  if host == "localhost" or host == "::1" then return true end
+  local a, b, c, d = (host or ""):match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  return a == "127" and octet(b) and octet(c) and octet(d) and true or false
+end
+
 --- Redact secrets in text meant for a log: OAuth signatures, token secrets,
 -- verifiers and cookie values.
 function M.redact(s)
