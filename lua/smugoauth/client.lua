@@ -56,14 +56,17 @@ M.Response = Response
 
 ------------------------------------------------------------------ errors
 
-local function transport_error(msg, code, method, url)
-  return errors.new(code or "network", tostring(msg),
+-- Errors are built with the tracer of their request (trace.lua), which knows
+-- its secrets: every message goes through tr:redact, traced or not.
+
+local function transport_error(msg, code, method, url, tr)
+  return errors.new(code or "network", (tr or trace.off):redact(msg),
     { url = errors.safe_url(url), method = method })
 end
 
 -- Tell where our base string and the provider's differ: method, URI, and
--- then each parameter present on one side only.
-local function sbs_diff(ours, theirs)
+-- then each parameter present on one side only (secrets redacted by tr).
+local function sbs_diff(ours, theirs, tr)
   if not ours or not theirs then return "" end
   if ours == theirs then return "\n  the provider's base string equals ours: the keys differ" end
   local function split(sbs)
@@ -88,18 +91,22 @@ local function sbs_diff(ours, theirs)
     for _, x in ipairs(op) do oset[x] = true end
     for _, x in ipairs(tp) do tset[x] = true end
     for _, x in ipairs(op) do
-      if not tset[x] then lines[#lines + 1] = "  only in ours:   " .. util.redact(x) end
+      if not tset[x] then lines[#lines + 1] = "  only in ours:   " .. x end
     end
     for _, x in ipairs(tp) do
-      if not oset[x] then lines[#lines + 1] = "  only in theirs: " .. util.redact(x) end
+      if not oset[x] then lines[#lines + 1] = "  only in theirs: " .. x end
     end
     if #lines == 0 then lines[1] = "  same parameters, different order or encoding" end
   end
+  for i, line in ipairs(lines) do lines[i] = tr:redact(line) end
   return "\n  signature base strings differ:\n" .. table.concat(lines, "\n")
 end
 
--- An error for a non-2xx answer; OAuth problems get code "oauth".
-local function http_error(res, method, url, base_string)
+-- An error for a non-2xx answer; OAuth problems get code "oauth". tr: the
+-- request's tracer (its secrets are redacted from the message, the problem
+-- and the base strings kept for debugging; body and headers stay as received).
+local function http_error(res, method, url, base_string, tr)
+  tr = tr or trace.off
   local problem, form = nil, nil
   local ctype = res.headers["content-type"] or ""
   if res.body:find("oauth_problem=", 1, true) and not ctype:find("json", 1, true) then
@@ -115,6 +122,7 @@ local function http_error(res, method, url, base_string)
     local j = cjson.decode(res.body)
     if type(j) == "table" and type(j.Message) == "string" then detail = ": " .. j.Message end
   end
+  if problem then problem = tr:redact(problem) end
   local fields = { status = res.status, body = res.body, headers = res.headers,
                    url = errors.safe_url(url), method = method, problem = problem, response = res }
   if problem then
@@ -123,13 +131,13 @@ local function http_error(res, method, url, base_string)
       msg = msg .. " (absent: " .. form.oauth_parameters_absent .. ")"
     end
     if problem == "signature_invalid" and form and form.debug_sbs then
-      fields.debug_sbs = form.debug_sbs
-      fields.base_string = base_string
-      msg = msg .. sbs_diff(base_string, form.debug_sbs)
+      fields.debug_sbs = tr:redact(form.debug_sbs)
+      fields.base_string = base_string and tr:redact(base_string)
+      msg = msg .. sbs_diff(base_string, form.debug_sbs, tr)
     end
-    return errors.new("oauth", msg, fields)
+    return errors.new("oauth", tr:redact(msg), fields)
   end
-  return errors.new("http", what .. detail, fields)
+  return errors.new("http", tr:redact(what .. detail), fields)
 end
 M._http_error = http_error
 
@@ -246,7 +254,7 @@ function M.new(opts)
   self._secret_box = { opts.secret }   -- needed to key token signers; never printed
   setmetatable(self._secret_box, { __tostring = function() return "REDACTED" end,
                                    __name = "smugoauth.Secret" })
-  self.trace = trace.new(opts.debug)
+  self.trace = trace.new(opts.debug, opts.secret)       -- redacts the consumer secret
   self.http = core.http_new(self:_http_opts())
   return self
 end
@@ -277,21 +285,26 @@ function Client:_token_call(path, token, token_secret, extra)
   for k, v in pairs(extra) do opts[k] = v end
   local r = core.sign(opts)
   local headers = { "Authorization: " .. r.authorization, "Accept: application/x-www-form-urlencoded" }
-  self.trace:request("GET", url, headers, r.base_string)
+  -- the flow's secrets stay redacted from the client's later lines and errors
+  self.trace:remember(token_secret, extra.verifier)
+  local tr = self.trace:request("GET", url, headers, r.base_string)
   local raw, msg, code = self.http:request { method = "GET", url = url, headers = headers }
   if not raw then
-    local err = transport_error(msg, code, "GET", url)
-    self.trace:failure(err)
+    local err = transport_error(msg, code, "GET", url, tr)
+    tr:failure(err)
     return nil, err
   end
   local res = new_response(raw)
-  self.trace:response(res)
-  if res.status < 200 or res.status > 299 then return nil, http_error(res, "GET", url, r.base_string) end
   local form = {}
-  for _, kv in ipairs(core.parse_form(res.body)) do form[kv[1]] = kv[2] end
+  if res.status >= 200 and res.status <= 299 then
+    for _, kv in ipairs(core.parse_form(res.body)) do form[kv[1]] = kv[2] end
+    self.trace:remember(form.oauth_token_secret)   -- before its response is traced
+  end
+  tr:response(res)
+  if res.status < 200 or res.status > 299 then return nil, http_error(res, "GET", url, r.base_string, tr) end
   if not form.oauth_token or form.oauth_token == "" or not form.oauth_token_secret then
     return nil, errors.new("oauth", ("GET %s answered %d without oauth_token and oauth_token_secret")
-      :format(url, res.status), { status = res.status, body = util.redact(res.body) })
+      :format(url, res.status), { status = res.status, body = tr:redact(res.body) })
   end
   return form
 end
@@ -373,7 +386,7 @@ function M.Session(client, token, token_secret)
     client = client, token = token,
     signer = client:_signer(token, token_secret),
     http = core.http_new(client:_http_opts()),
-    trace = client.trace,
+    trace = client.trace:with(token_secret),           -- redacts the token secret too
     retry = client.retry,
   }, Session)
 end
@@ -454,17 +467,19 @@ function Session:_signed(p, fresh)
          base_string
 end
 
--- Turn a raw C result into a response or an error.
-function Session:_finish(p, raw, msg, code, base_string)
+-- Turn a raw C result into a response or an error; tr: the request's
+-- tracer (from Tracer:request).
+function Session:_finish(p, raw, msg, code, base_string, tr)
+  tr = tr or self.trace
   if not raw then
-    local err = transport_error(msg, code, p.method, p.url)
-    self.trace:failure(err)
+    local err = transport_error(msg, code, p.method, p.url, tr)
+    tr:failure(err)
     return nil, err
   end
   local res = new_response(raw)
-  self.trace:response(res)
+  tr:response(res)
   if res.status < 200 or res.status > 299 then
-    return nil, http_error(res, p.method, p.url, base_string)
+    return nil, http_error(res, p.method, p.url, base_string, tr)
   end
   return res
 end
@@ -489,9 +504,9 @@ function Session:request(o)
   while true do
     attempt = attempt + 1
     local req, base_string = self:_signed(p, fresh)
-    self.trace:request(p.method, p.url, req.headers, base_string)
+    local tr = self.trace:request(p.method, p.url, req.headers, base_string)
     local raw, msg, code = self.http:request(req)
-    local res, err = self:_finish(p, raw, msg, code, base_string)
+    local res, err = self:_finish(p, raw, msg, code, base_string, tr)
     if res then return res end
     local retryable = (err.code == "http" and (err.status == 429 or err.status == 503))
                       or (err.code == "network" and IDEMPOTENT[p.method])
@@ -695,8 +710,8 @@ function Session:upload(o)
   local body, jerr = res:json()
   if not body then return nil, jerr end
   if body.stat ~= "ok" then
-    return nil, errors.new("api", ("upload of %s refused: %s"):format(filename,
-      tostring(body.message or body.Message or "stat is not ok")),
+    return nil, errors.new("api", self.trace:redact(("upload of %s refused: %s"):format(filename,
+      tostring(body.message or body.Message or "stat is not ok"))),
       { status = res.status, body = res.body, api_code = body.code, response = res })
   end
   res.size = size
@@ -730,18 +745,18 @@ function Session:get_many(list, opts)
   local attempt, t0 = 0, os.time()
   while #pending > 0 do
     attempt = attempt + 1
-    local reqs, bases = {}, {}
+    local reqs, bases, trs = {}, {}, {}
     for j, i in ipairs(pending) do
       reqs[j], bases[j] = self:_signed(preps[i], fresh_for(preps[i], policy))
-      self.trace:request(preps[i].method, preps[i].url, reqs[j].headers, bases[j])
+      trs[j] = self.trace:request(preps[i].method, preps[i].url, reqs[j].headers, bases[j])
     end
     local raws = self.http:many(reqs, conc)
     local again, delay = {}, 0
     for j, i in ipairs(pending) do
       local raw = raws[j]
       local res, err
-      if raw.error then res, err = self:_finish(preps[i], nil, raw.error, raw.code)
-      else res, err = self:_finish(preps[i], raw, nil, nil, bases[j]) end
+      if raw.error then res, err = self:_finish(preps[i], nil, raw.error, raw.code, nil, trs[j])
+      else res, err = self:_finish(preps[i], raw, nil, nil, bases[j], trs[j]) end
       results[i] = res or err
       if not res and attempt < policy.attempts and IDEMPOTENT[preps[i].method]
          and ((err.code == "http" and (err.status == 429 or err.status == 503)) or err.code == "network") then
