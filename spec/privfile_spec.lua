@@ -209,6 +209,7 @@ print("read_private", code, msg)
       assert.has_error(function() core.cookie_key_file(bad) end)
       assert.has_error(function() core.write_private(bad, "x") end)
       assert.has_error(function() core.file_mode(bad) end)
+      assert.has_error(function() core.digest_file("md5", bad) end)
       assert.has_error(function() core.mkdir_private(dir .. "/d\0x") end)
       assert.equal(RECORD, files.slurp(dir .. "/c.json"))          -- untouched
       assert.is_nil(core.file_mode(dir .. "/d"))
