@@ -39,6 +39,7 @@
 
 #include "smugoauth.h"
 #include "cookie.h"
+#include "privfile.h"
 
 /* ---- implementation ---- */
 
@@ -277,52 +278,21 @@ static int parse_key(const unsigned char *s, size_t n, unsigned char key[SO_COOK
   return 0;
 }
 
-/* Read an existing key file: NULL, or a message in err. */
+/* Read the key file through the private-file unit (privfile.h: a regular
+ * file, ours, 0600 or stricter, in a directory only we or root own and
+ * write; every check on the descriptor it is read from). NULL, or a message
+ * in err; *missing is set when there is no such file. */
 static const char *read_key_file(const char *path, unsigned char key[SO_COOKIE_KEY],
-                                 char *err, size_t errlen) {
+                                 int *missing, char *err, size_t errlen) {
   unsigned char buf[80];
-  struct stat st;
-  ssize_t got;
   size_t n = 0;
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY);
-  if (fd < 0) {
-    snprintf(err, errlen, "%s: cannot open the key file (%s)", path, strerror(errno));
-    return err;
-  }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    snprintf(err, errlen, "%s: the key file is not a regular file", path);
-    return err;
-  }
-  if ((st.st_mode & 077) != 0) {
-    close(fd);
-    snprintf(err, errlen, "%s: the key file is accessible by group or others (mode %04o);"
-             " run chmod 600 on it", path, (unsigned)(st.st_mode & 07777));
-    return err;
-  }
-  if (st.st_uid != geteuid()) {
-    close(fd);
-    snprintf(err, errlen, "%s: the key file belongs to another user", path);
-    return err;
-  }
-  while (n < sizeof buf && (got = read(fd, buf + n, sizeof buf - n)) != 0) {
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      close(fd);
-      OPENSSL_cleanse(buf, sizeof buf);
-      snprintf(err, errlen, "%s: cannot read the key file (%s)", path, strerror(errno));
-      return err;
-    }
-    n += (size_t)got;
-  }
-  close(fd);
-  if (parse_key(buf, n, key) != 0) {
-    OPENSSL_cleanse(buf, sizeof buf);
-    snprintf(err, errlen, "%s: the key file must hold 64 hex digits (32 bytes)", path);
-    return err;
-  }
+  int st = so_priv_read(path, buf, sizeof buf, &n, err, errlen);
+  *missing = st == SO_PRIV_MISSING;
+  if (st == SO_PRIV_OK && parse_key(buf, n, key) != 0) st = SO_PRIV_TOO_LARGE;
   OPENSSL_cleanse(buf, sizeof buf);
-  return NULL;
+  if (st == SO_PRIV_TOO_LARGE)
+    snprintf(err, errlen, "%s: the key file must hold 64 hex digits (32 bytes)", path);
+  return st == SO_PRIV_OK ? NULL : err;
 }
 
 /* Create the key file with a fresh random key: written to a 0600 temporary
@@ -364,7 +334,8 @@ static const char *create_key_file(const char *path, unsigned char key[SO_COOKIE
   rc = link(tmp, path);
   unlink(tmp);
   if (rc != 0) {
-    if (errno == EEXIST) return read_key_file(path, key, err, errlen);
+    int missing;
+    if (errno == EEXIST) return read_key_file(path, key, &missing, err, errlen);
     snprintf(err, errlen, "%s: cannot create the key file (%s)", path, strerror(errno));
     return err;
   }
@@ -445,19 +416,18 @@ static int l_cookie_open(lua_State *L) {
 }
 
 /* cookie_key_file(path) -> key32, created | nil, message, "io"
- * Reads the key from a private file (0600, ours, not a symlink), or creates
- * one with a fresh key when there is none. */
+ * Reads the key from a private file (privfile.h: 0600, ours, not a symlink,
+ * in a directory no one else may write), or creates one with a fresh key
+ * when there is none. */
 static int l_cookie_key_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = so_check_path(L, 1);
   unsigned char key[SO_COOKIE_KEY];
-  char err[4400];
+  char err[SO_PRIV_MSG_MAX];
   const char *why;
-  int created = 0;
-  struct stat st;
-  if (lstat(path, &st) != 0 && errno == ENOENT)
+  int created = 0, missing = 0;
+  why = read_key_file(path, key, &missing, err, sizeof err);
+  if (why != NULL && missing)       /* none yet (its directory was checked): create it */
     why = create_key_file(path, key, &created, err, sizeof err);
-  else
-    why = read_key_file(path, key, err, sizeof err);
   if (why != NULL) {
     OPENSSL_cleanse(key, sizeof key);
     return so_fail(L, "io", "%s", why);

@@ -24,12 +24,16 @@ typedef struct so_xfer {
   so_buf what;               /* "METHOD scheme://host/path\0" for messages */
   so_buf query;              /* the query string, kept out of messages */
   size_t max_body;
-  int too_large, read_failed, attached;
+  size_t head_total;         /* header bytes received (all responses) */
+  int too_large, read_failed, attached;   /* too_large: TOO_LARGE_BODY or _HEAD */
   lua_State *L;              /* on_progress: state and stack index, 0 when none */
   int progress, cb_failed;
   curl_off_t sent;           /* upload count last given to on_progress */
   char err[CURL_ERROR_SIZE];
 } so_xfer;
+
+#define TOO_LARGE_BODY 1            /* so_xfer.too_large: which cap tripped */
+#define TOO_LARGE_HEAD 2
 
 /* A smugoauth.Http client. */
 typedef struct so_http {

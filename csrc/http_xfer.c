@@ -20,6 +20,12 @@
 #endif
 
 #define KEEP_BUF ((size_t)1 << 20)  /* larger buffers are freed after each use */
+/* The most header bytes a transfer accepts (every line of every response,
+ * interim ones included, as libcurl counts them). libcurl 7.88 (Debian 12,
+ * with the CVE-2023-38039 fix) gives up past 300 KiB with CURLE_RECV_ERROR
+ * ("Too large response headers"), the code of a reset connection; stopping
+ * below it ourselves makes the refusal ours and reports it as too_large. */
+#define HEAD_MAX ((size_t)256 << 10)
 
 /* ------------------------------------------------------------ callbacks */
 
@@ -27,7 +33,7 @@
 static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   so_xfer *x = ud;
   size_t len = size * n;
-  if (len > x->max_body - x->body.len) { x->too_large = 1; return 0; }
+  if (len > x->max_body - x->body.len) { x->too_large = TOO_LARGE_BODY; return 0; }
   so_buf_add(&x->body, p, len);
   return x->body.oom ? 0 : len;
 }
@@ -36,13 +42,15 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   so_xfer *x = ud;
   size_t len = size * n, end = len, start = 0;
+  if (len > HEAD_MAX - x->head_total) { x->too_large = TOO_LARGE_HEAD; return 0; }
+  x->head_total += len;
   while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r')) end--;
   if (end >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     x->head.len = x->body.len = 0;
     return len;
   }
   if (end == 0) return len;
-  if (len > x->max_body - x->head.len) { x->too_large = 1; return 0; }
+  if (len > x->max_body - x->head.len) { x->too_large = TOO_LARGE_BODY; return 0; }
   if ((p[0] == ' ' || p[0] == '\t') && x->head.len > 0) {   /* obsolete line folding */
     while (start < end && (p[start] == ' ' || p[start] == '\t')) start++;
     x->head.p[x->head.len - 1] = ' ';
@@ -136,6 +144,20 @@ static int method_is(const so_req *r, const char *m) {
   return r->method_len == strlen(m) && memcmp(r->method, m, r->method_len) == 0;
 }
 
+/* Must r go on a new connection? libcurl re-sends a request, unchanged (the
+ * same OAuth nonce), when a reused connection dies before the first byte of
+ * the answer, even if the server had read it whole: harmless for the
+ * idempotent methods, a duplicate album or a spurious nonce_used for the
+ * others. A new connection is never retried that way. So unless the request
+ * says `fresh = false` (the caller accepts a re-send, e.g. retry.unsafe),
+ * every method but GET, HEAD, PUT, DELETE and OPTIONS gets one; `fresh =
+ * true` forces one for any method. */
+static long fresh_connection(const so_req *r) {
+  if (r->fresh >= 0) return r->fresh ? 1L : 0L;
+  return method_is(r, "GET") || method_is(r, "HEAD") || method_is(r, "PUT") ||
+         method_is(r, "DELETE") || method_is(r, "OPTIONS") ? 0L : 1L;
+}
+
 /* Read and check the request table at idx; misuse raises naming fn. */
 void so_xfer_readreq(lua_State *L, int idx, so_req *r, const char *fn) {
   const char *err;
@@ -143,6 +165,7 @@ void so_xfer_readreq(lua_State *L, int idx, so_req *r, const char *fn) {
   memset(r, 0, sizeof *r);
   r->method = "GET";
   r->method_len = 3;
+  r->fresh = -1;                   /* not given: by method (fresh_connection) */
   idx = lua_absindex(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -238,6 +261,7 @@ void so_xfer_reset(so_xfer *x) {
   buf_drop(&x->what);
   buf_drop(&x->query);
   x->too_large = x->read_failed = x->cb_failed = 0;
+  x->head_total = 0;
 }
 
 /* Free everything, the easy handle included. */
@@ -338,9 +362,7 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
   SET(CURLOPT_USERAGENT, lua_tostring(L, -1));
   lua_pop(L, 2);
   SET(CURLOPT_TIMEOUT_MS, r->timeout_ms ? r->timeout_ms : h->timeout_ms);
-  /* a new connection: libcurl re-sends a request unchanged when a reused one
-   * dies before the answer, which must not happen to a non-idempotent upload */
-  SET(CURLOPT_FRESH_CONNECT, r->fresh ? 1L : 0L);
+  SET(CURLOPT_FRESH_CONNECT, fresh_connection(r));     /* no silent re-send */
   SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
   SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
   SET(CURLOPT_WRITEFUNCTION, on_write);
@@ -493,7 +515,9 @@ int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_t
   }
   if (rc != CURLE_OK) {
     const char *code = fail_code(x, rc);
-    if (x->too_large)
+    if (x->too_large == TOO_LARGE_HEAD)
+      lua_pushfstring(L, "response headers larger than %I KiB", (lua_Integer)(HEAD_MAX >> 10));
+    else if (x->too_large)
       lua_pushfstring(L, "response larger than max_body (%I bytes)", (lua_Integer)x->max_body);
     else if (rc == CURLE_OUT_OF_MEMORY)
       lua_pushliteral(L, "response header too large (libcurl gave up on it)");

@@ -18,5 +18,7 @@ void so_open_file(lua_State *L);
 
 /* "nil, message, code": the shape every runtime failure takes in the core. */
 int so_fail(lua_State *L, const char *code, const char *fmt, ...);
+/* lfile.c: the path at idx, a non-empty string without NUL bytes, or raise. */
+const char *so_check_path(lua_State *L, int idx);
 
 #endif

@@ -56,7 +56,7 @@ static int l_digest(lua_State *L) {
 /* digest_file(name, path) -> raw digest, size | nil, message, "io" */
 static int l_digest_file(lua_State *L) {
   const EVP_MD *md = check_digest(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = so_check_path(L, 2);      /* a NUL byte raises */
   unsigned char out[EVP_MAX_MD_SIZE], chunk[65536];
   unsigned int ol = 0;
   size_t got;

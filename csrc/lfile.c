@@ -1,98 +1,97 @@
-/* lfile.c -- files that hold secrets: atomic 0600 writes and mode checks.
+/* lfile.c -- files that hold secrets, for Lua: core.read_private and
+ * core.write_private over the private-file unit (privfile.c: every check on
+ * the open descriptor, atomic 0600 replacement), and small file helpers.
  *
- * write_private(path, data): the data goes to a new temporary file in the
- * same directory (O_CREAT|O_EXCL, mode 0600), is written whole and fsync'd,
- * then renamed over path and the directory fsync'd. A crash or a full disk
- * at any point leaves either the old file or the new one, never a mix. */
+ * Paths are C strings: one with an embedded NUL raises (it would otherwise
+ * name another, shorter path). */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "lcore.h"
+#include "privfile.h"
+
+#define READ_DEFAULT ((lua_Integer)64 * 1024)    /* read_private's default cap */
+#define READ_LIMIT ((lua_Integer)16 * 1024 * 1024)
 
 static int fail_errno(lua_State *L, const char *what, const char *path, int err) {
   return so_fail(L, "io", "%s: %s: %s", path, what, strerror(err));
 }
 
-/* Write all of buf to fd, retrying on EINTR and short writes. */
-static int write_all(int fd, const char *buf, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, buf, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    buf += w;
-    n -= (size_t)w;
-  }
-  return 0;
+/* The path at idx: a non-empty string without NUL bytes, or raise. */
+const char *so_check_path(lua_State *L, int idx) {
+  size_t n;
+  const char *path = luaL_checklstring(L, idx, &n);
+  luaL_argcheck(L, n > 0, idx, "empty path");
+  luaL_argcheck(L, strlen(path) == n, idx, "path contains a NUL byte");
+  return path;
 }
 
-/* The directory part of path into dir (".") for the fsync after rename. */
-static void dir_of(const char *path, char *dir, size_t len) {
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL) snprintf(dir, len, ".");
-  else if (slash == path) snprintf(dir, len, "/");
-  else snprintf(dir, len, "%.*s", (int)(slash - path), path);
+/* The failure codes of read_private, by privfile outcome. */
+static const char *const priv_codes[] = { "ok", "missing", "refused", "too_large", "io" };
+
+/* A userdata of n bytes (run under lua_pcall by read_private). */
+static int new_buffer(lua_State *L) {
+  lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), 0);
+  return 1;
 }
 
-/* write_private(path, data) -> true | nil, message, "io" */
-static int l_write_private(lua_State *L) {
-  size_t n, plen;
-  const char *path = luaL_checklstring(L, 1, &plen);
-  const char *data = luaL_checklstring(L, 2, &n);
-  char tmp[4096], dir[4096];
-  int fd, i, err;
-  luaL_argcheck(L, plen > 0 && plen < sizeof tmp - 32, 1, "bad path length");
-  for (i = 0; i < 100; i++) {
-    unsigned char r[6];
-    char hex[13];
-    if (so_random(r, sizeof r) != 0) return so_fail(L, "io", "%s: no randomness", path);
-    so_hex_encode(hex, r, sizeof r);
-    hex[12] = '\0';
-    snprintf(tmp, sizeof tmp, "%s.tmp-%s", path, hex);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd >= 0 || errno != EEXIST) break;
-  }
-  if (fd < 0) return fail_errno(L, "cannot create a temporary file", path, errno);
-  {
-    const char *step = NULL;
-    if (fchmod(fd, 0600) != 0) step = "cannot set mode 0600 on the temporary file";
-    else if (write_all(fd, data, n) != 0) step = "cannot write the temporary file";
-    else if (fsync(fd) != 0) step = "cannot fsync the temporary file";
-    if (step != NULL) {
-      err = errno;
-      close(fd);
-      unlink(tmp);
-      return fail_errno(L, step, path, err);
-    }
-  }
-  if (close(fd) != 0) {
-    err = errno;
-    unlink(tmp);
-    return fail_errno(L, "cannot close the temporary file", path, err);
-  }
-  if (rename(tmp, path) != 0) {
-    err = errno;
-    unlink(tmp);
-    return fail_errno(L, "cannot replace", path, err);
-  }
-  dir_of(path, dir, sizeof dir);
-  fd = open(dir, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {          /* make the rename durable; not all filesystems allow it */
-    (void)fsync(fd);
+/* read_private(path [, max]) -> data | nil, message, code
+ * The whole private file (see privfile.h: a regular file, ours, no group or
+ * other permission bits, in a directory only we or root own and write),
+ * read from the descriptor that was checked; max (64 KiB, at most 16 MiB)
+ * bounds its size. code: "missing" (no such file or directory), "refused"
+ * (a symlink, FIFO, directory..., another owner, group/other bits, an unsafe
+ * directory), "too_large", "io". */
+static int l_read_private(lua_State *L) {
+  const char *path = so_check_path(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, READ_DEFAULT);
+  unsigned char *buf;
+  char msg[SO_PRIV_MSG_MAX];
+  size_t size = 0, len = 0;
+  int fd, st;
+  luaL_argcheck(L, max >= 1 && max <= READ_LIMIT, 2, "max must be 1 byte to 16 MiB");
+  st = so_priv_open(path, (size_t)max, &fd, &size, msg, sizeof msg);
+  if (st != SO_PRIV_OK) return so_fail(L, priv_codes[st], "%s", msg);
+  lua_pushcfunction(L, new_buffer);          /* a raise here must not leak fd */
+  lua_pushinteger(L, (lua_Integer)size);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     close(fd);
+    return lua_error(L);
   }
+  buf = lua_touserdata(L, -1);
+  st = so_priv_read_fd(fd, path, buf, size, &len, msg, sizeof msg);
+  close(fd);
+  if (st != SO_PRIV_OK) {
+    OPENSSL_cleanse(buf, size);
+    return so_fail(L, priv_codes[st], "%s", msg);
+  }
+  lua_pushlstring(L, (const char *)buf, len);
+  OPENSSL_cleanse(buf, len);
+  return 1;
+}
+
+/* write_private(path, data) -> true | nil, message, "io"
+ * Replaces path atomically with a 0600 file (privfile.h: temporary file in
+ * the same checked directory, fsync, rename, directory fsync): a crash or a
+ * full disk at any point leaves the old file or the new one, never a mix. */
+static int l_write_private(lua_State *L) {
+  const char *path = so_check_path(L, 1);
+  size_t n;
+  const char *data = luaL_checklstring(L, 2, &n);
+  char msg[SO_PRIV_MSG_MAX];
+  if (so_priv_write(path, data, n, msg, sizeof msg) != SO_PRIV_OK)
+    return so_fail(L, "io", "%s", msg);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 /* file_mode(path) -> mode (permission bits), uid, size | nil, message, "io" */
 static int l_file_mode(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = so_check_path(L, 1);
   struct stat st;
   if (stat(path, &st) != 0) return fail_errno(L, "cannot stat", path, errno);
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
@@ -105,10 +104,11 @@ static int l_file_mode(lua_State *L) {
  * parents created with mode 0700; an existing directory is fine. */
 static int l_mkdir_private(lua_State *L) {
   size_t n, i;
-  const char *path = luaL_checklstring(L, 1, &n);
+  const char *path = so_check_path(L, 1);
   char buf[4096];
   struct stat st;
-  luaL_argcheck(L, n > 0 && n < sizeof buf, 1, "bad path length");
+  n = strlen(path);
+  if (n >= sizeof buf) return luaL_argerror(L, 1, "bad path length");
   memcpy(buf, path, n + 1);
   for (i = 1; i <= n; i++) {
     if (buf[i] == '/' || buf[i] == '\0') {
@@ -125,7 +125,7 @@ static int l_mkdir_private(lua_State *L) {
   return 1;
 }
 
-/* getuid() -> the real user id (to check a secret file is ours) */
+/* getuid() -> the real user id */
 static int l_getuid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)getuid());
   return 1;
@@ -139,6 +139,7 @@ static int l_isatty(lua_State *L) {
 }
 
 static const luaL_Reg file_funcs[] = {
+  {"read_private", l_read_private},
   {"write_private", l_write_private},
   {"file_mode", l_file_mode},
   {"getuid", l_getuid},

@@ -34,6 +34,7 @@ build = {
       sources = {
         "csrc/buf.c", "csrc/cookie.c", "csrc/core.c", "csrc/encode.c", "csrc/http.c", "csrc/http_multi.c",
         "csrc/http_xfer.c", "csrc/lcrypto.c", "csrc/lfile.c", "csrc/lsign.c", "csrc/lsigner.c", "csrc/nonce.c", "csrc/oauth.c", "csrc/poll.c",
+        "csrc/privfile.c",
         "csrc/sigmethod.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

@@ -232,6 +232,90 @@ describe("smugoauth client against the sandbox", function()
     end)
   end)
 
+  describe("plain http", function()
+    local ORIGIN_OPTS = { "oauth_origin", "api_origin", "upload_origin" }
+
+    it("refuses an http origin for a host that is not loopback, unless insecure_http", function()
+      for _, name in ipairs(ORIGIN_OPTS) do
+        for _, origin in ipairs { "http://api.smugmug.com", "http://example.com:8080", "http://10.0.0.1",
+                                  "http://127.0.0.1.nip.io", "http://0127.0.0.1", "http://127.1",
+                                  "http://localhost.example.com", "http://[::2]", "http://[::ffff:127.0.0.1]" } do
+          local ok, err = pcall(smugoauth.new, { key = "k", secret = "s", [name] = origin })
+          assert.is_false(ok, name .. " = " .. origin .. " was accepted")
+          assert.matches("smugoauth.new: " .. name .. " " .. origin .. " is plain http", err, 1, true)
+          assert.matches("insecure_http = true", err, 1, true)
+          local c = smugoauth.new { key = "k", secret = "s", [name] = origin, insecure_http = true }
+          assert.equal(origin, c[name])
+        end
+      end
+      assert.has_error(function() smugoauth.new { key = "k", secret = "s", insecure_http = "yes" } end)
+    end)
+
+    it("accepts http to loopback: localhost, 127.0.0.0/8, [::1]", function()
+      for _, origin in ipairs { "http://localhost:8090", "http://LOCALHOST", "http://127.0.0.1:1",
+                                "http://127.255.0.9", "http://[::1]:8080", "http://[::1]" } do
+        local c = smugoauth.new { key = "k", secret = "s", oauth_origin = origin, api_origin = origin,
+                                  upload_origin = origin }
+        assert.equal(origin, c.api_origin)
+      end
+    end)
+
+    it("refuses PLAINTEXT unless every origin is https, loopback included", function()
+      local https = { key = "k", secret = "s", signature_method = "PLAINTEXT" }
+      assert(smugoauth.new(https))
+      for _, name in ipairs(ORIGIN_OPTS) do
+        local o = { key = "k", secret = "s", signature_method = "PLAINTEXT", [name] = sb.origin }
+        local ok, err = pcall(smugoauth.new, o)
+        assert.is_false(ok)
+        assert.matches("PLAINTEXT sends the consumer secret and the token secret", err, 1, true)
+        assert.matches(sb.origin, err, 1, true)
+        o.insecure_http = true
+        assert(smugoauth.new(o))
+      end
+    end)
+
+    it("refuses request URLs and origins that would drop TLS, before sending anything", function()
+      local at, ats = sb:authorize()
+      local api = sb:client():session(at, ats)
+      local function sent() return sb:stats().requests end   -- counts its own request too
+      local before = sent()
+      for _, o in ipairs {
+        { url = "http://api.smugmug.com/api/v2!authuser" },
+        { origin = "http://example.com", path = "/api/v2!authuser" },
+        { url = "http://127.0.0.1.nip.io/x" },
+        { url = sb.origin:gsub("127%.0%.0%.1", "127.1") .. "/api/v2!authuser" },  -- not spelled as loopback
+      } do
+        local ok, err = pcall(api.request, api, o)
+        assert.is_false(ok)
+        assert.matches("is plain http to a host that is not loopback", err, 1, true)
+        ok = pcall(api.get_many, api, { o })
+        assert.is_false(ok)
+      end
+      assert.equal(before + 1, sent())
+      -- loopback URLs are fine, and so is everything with insecure_http
+      assert(api:request { url = sb.origin .. "/api/v2!authuser" })
+      local loose = sb:client { insecure_http = true }:session(at, ats)
+      local _, lerr = loose:request { url = sb.origin:gsub("127%.0%.0%.1", "127.1") .. "/api/v2!authuser" }
+      assert.equal(401, lerr.status)          -- sent (signed for the host 127.1, which the sandbox is not)
+      -- PLAINTEXT on https origins: an http request URL is refused, loopback or not
+      local pt = smugoauth.new { key = sb.key, secret = sb.secret, signature_method = "PLAINTEXT" }
+      local ptapi = pt:session(at, ats)
+      local ok2, err2 = pcall(ptapi.request, ptapi, { url = sb.origin .. "/api/v2!authuser" })
+      assert.is_false(ok2)
+      assert.matches("PLAINTEXT", err2, 1, true)
+      assert.equal(before + 4, sent())                     -- stats, two requests, stats
+    end)
+
+    it("leaves sign{} and signer{} pure: http URLs and PLAINTEXT sign as before", function()
+      local r = smugoauth.sign { url = "http://example.com/a", consumer_key = "k", consumer_secret = "s&",
+                                 token = "t", token_secret = "ts", signature_method = "PLAINTEXT",
+                                 nonce = "n", timestamp = 1 }
+      assert.equal("s%26&ts", r.signature)
+      local signer = smugoauth.signer { consumer_key = "k", consumer_secret = "s", signature_method = "PLAINTEXT" }
+      assert.matches('oauth_signature="s%26"', signer:authorization("GET", "http://example.com/"), 1, true)
+    end)
+  end)
+
   describe("failures", function()
     it("a closed port is a network error", function()
       local c = smugoauth.new { key = "k", secret = "s", oauth_origin = "http://127.0.0.1:9",

@@ -16,6 +16,12 @@ end
 
 local function md5(s) return hex(core.digest("md5", s)) end
 
+local function files_write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 local function slurp(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -35,7 +41,7 @@ local function start_server(args, script)
   p:close()
   assert(pid, "could not start " .. SERVER)
   local srv = {
-    pid = pid,
+    pid = pid, out = out,
     stop = function()
       os.execute("kill " .. pid .. " 2>/dev/null")
       os.remove(out)
@@ -75,6 +81,43 @@ def serve(c):
         if n > 1:
             break
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    c.close()
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+]]
+
+-- A keep-alive server that answers GETs and, for any other method, reads the
+-- whole request and closes the connection without a byte of answer. It
+-- prints "SEEN <METHOD>" for every request it read.
+local POSTDROP = [[
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print("PORT %d" % s.getsockname()[1], flush=True)
+lock = threading.Lock()
+def serve(c):
+    f = c.makefile("rb")
+    while True:
+        line = f.readline()
+        if not line:
+            break
+        method, length = line.split(b" ")[0].decode(), 0
+        while True:
+            h = f.readline()
+            if h in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = h.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        f.read(length)
+        with lock:
+            print("SEEN %s" % method, flush=True)
+        if method != "GET":
+            break
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    f.close()
     c.close()
 while True:
     threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
@@ -214,10 +257,66 @@ describe("core http client", function()
     it("reuses the connection of a keep-alive server", function()
       local r1 = assert(c:request { url = url("/echo") })
       local r2 = assert(c:request { url = url("/echo") })
-      local r3 = assert(c:request { url = url("/echo"), method = "POST", body = "x" })
+      local r3 = assert(c:request { url = url("/echo"), method = "POST", body = "x", fresh = false })
+      local r4 = assert(c:request { url = url("/echo"), method = "PUT", body = "x" })
       assert.equal(1, r1.new_connections)
       assert.equal(0, r2.new_connections)
       assert.equal(0, r3.new_connections)
+      assert.equal(0, r4.new_connections)
+    end)
+
+    it("sends non-idempotent methods on a new connection unless fresh = false", function()
+      assert(c:request { url = url("/echo") })
+      for _, m in ipairs { "POST", "PATCH", "LOCK" } do
+        assert.equal(1, assert(c:request { url = url("/echo"), method = m, body = "x" }).new_connections, m)
+      end
+      for _, m in ipairs { "GET", "HEAD", "PUT", "DELETE", "OPTIONS" } do
+        assert.equal(0, assert(c:request { url = url("/echo"), method = m }).new_connections, m)
+      end
+      assert.equal(1, assert(c:request { url = url("/echo"), fresh = true }).new_connections)
+      assert.equal(0, assert(c:request { url = url("/echo"), method = "POST", fresh = false }).new_connections)
+      local results = c:many({ { url = url("/echo") }, { url = url("/echo") } }, 1)
+      assert.equal(0, results[2].new_connections)
+      results = c:many({ { url = url("/echo"), method = "POST", body = "x" },
+                         { url = url("/echo"), method = "POST", body = "x", fresh = false } }, 1)
+      assert.equal(1, results[1].new_connections)
+      assert.equal(0, results[2].new_connections)
+    end)
+
+    -- libcurl re-sends a request unchanged when a reused connection dies before
+    -- any answer byte, even when the server read it whole. For a POST that is
+    -- a second album, or a nonce_used refusal for a change that was made.
+    it("never re-sends a POST or PATCH the server read on a dead kept-alive connection", function()
+      local script = os.tmpname()
+      files_write(script, POSTDROP)
+      local srv = start_server(nil, script)
+      servers[#servers + 1] = srv
+      os.remove(script)
+      local target = "http://127.0.0.1:" .. srv.port .. "/x"
+      local function seen(method)
+        local n = 0
+        for m in (slurp(srv.out) or ""):gmatch("SEEN (%u+)") do if m == method then n = n + 1 end end
+        return n
+      end
+      local c1 <close> = core.http_new { timeout = 5 }
+      for _, m in ipairs { "POST", "PATCH" } do
+        assert.equal("ok", assert(c1:request { url = target }).body)    -- kept alive
+        local res, msg, code = c1:request { url = target, method = m, body = "once" }
+        assert.is_nil(res)
+        assert.equal("network", code, msg)
+        assert.equal(1, seen(m), m .. " was sent " .. seen(m) .. " times")
+      end
+      local results = c1:many({ { url = target } }, 1)                    -- many's own connection
+      assert.equal("ok", results[1].body)
+      results = c1:many({ { url = target, method = "POST", body = "once" } }, 1)
+      assert.equal("network", results[1].code)
+      assert.equal(2, seen("POST"))
+      -- fresh = false: the caller accepts libcurl's re-send (retry.unsafe)
+      assert.equal("ok", assert(c1:request { url = target }).body)
+      local res, _, code = c1:request { url = target, method = "POST", body = "twice", fresh = false }
+      assert.is_nil(res)
+      assert.equal("network", code)
+      assert.equal(4, seen("POST"))
     end)
 
     it("uses the user_agent option", function()
@@ -557,7 +656,7 @@ describe("core http client", function()
       it("trusts a server whose CA is ca_file, reusing the connection", function()
         local c1 <close> = core.http_new { ca_file = pki .. "/ca.pem" }
         local r1 = assert(c1:request { url = surl("server") })
-        local r2 = assert(c1:request { url = surl("server"), method = "POST", body = "s" })
+        local r2 = assert(c1:request { url = surl("server"), method = "POST", body = "s", fresh = false })
         assert.equal(200, r1.status)
         assert.equal("GET", echoed(r1).method)
         assert.equal(1, r1.new_connections)

@@ -13,7 +13,9 @@ local function client_for(p, extra)
 end
 
 local function flow(p, method)
-  local c = client_for(p, { signature_method = method })
+  -- PLAINTEXT sends the secrets in clear: over http only with the explicit opt-in
+  local c = client_for(p, { signature_method = method,
+                            insecure_http = method == "PLAINTEXT" and p.origin:sub(1, 5) == "http:" or nil })
   local rt, rts = c:request_token("oob")
   assert(rt, rts)
   local verifier = assert(p:approve(rt, { Access = "Full", Permissions = "Modify" }))

@@ -19,6 +19,15 @@ M.ACCESS_TOKEN_PATH = "/services/oauth/1.0a/getAccessToken"
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
+-- Whether a prepared request goes on a new connection: a non-idempotent one
+-- does unless the policy allows unsafe retries, because libcurl re-sends a
+-- request unchanged when a reused connection dies before the answer (the
+-- server may have acted on it). An explicit `fresh` option wins.
+local function fresh_for(p, policy)
+  if p.fresh ~= nil then return p.fresh end
+  return not IDEMPOTENT[p.method] and not policy.unsafe
+end
+
 ------------------------------------------------------------------ Response
 
 local Response = {}
@@ -47,14 +56,17 @@ M.Response = Response
 
 ------------------------------------------------------------------ errors
 
-local function transport_error(msg, code, method, url)
-  return errors.new(code or "network", tostring(msg),
+-- Errors are built with the tracer of their request (trace.lua), which knows
+-- its secrets: every message goes through tr:redact, traced or not.
+
+local function transport_error(msg, code, method, url, tr)
+  return errors.new(code or "network", (tr or trace.off):redact(msg),
     { url = errors.safe_url(url), method = method })
 end
 
 -- Tell where our base string and the provider's differ: method, URI, and
--- then each parameter present on one side only.
-local function sbs_diff(ours, theirs)
+-- then each parameter present on one side only (secrets redacted by tr).
+local function sbs_diff(ours, theirs, tr)
   if not ours or not theirs then return "" end
   if ours == theirs then return "\n  the provider's base string equals ours: the keys differ" end
   local function split(sbs)
@@ -79,18 +91,22 @@ local function sbs_diff(ours, theirs)
     for _, x in ipairs(op) do oset[x] = true end
     for _, x in ipairs(tp) do tset[x] = true end
     for _, x in ipairs(op) do
-      if not tset[x] then lines[#lines + 1] = "  only in ours:   " .. util.redact(x) end
+      if not tset[x] then lines[#lines + 1] = "  only in ours:   " .. x end
     end
     for _, x in ipairs(tp) do
-      if not oset[x] then lines[#lines + 1] = "  only in theirs: " .. util.redact(x) end
+      if not oset[x] then lines[#lines + 1] = "  only in theirs: " .. x end
     end
     if #lines == 0 then lines[1] = "  same parameters, different order or encoding" end
   end
+  for i, line in ipairs(lines) do lines[i] = tr:redact(line) end
   return "\n  signature base strings differ:\n" .. table.concat(lines, "\n")
 end
 
--- An error for a non-2xx answer; OAuth problems get code "oauth".
-local function http_error(res, method, url, base_string)
+-- An error for a non-2xx answer; OAuth problems get code "oauth". tr: the
+-- request's tracer (its secrets are redacted from the message, the problem
+-- and the base strings kept for debugging; body and headers stay as received).
+local function http_error(res, method, url, base_string, tr)
+  tr = tr or trace.off
   local problem, form = nil, nil
   local ctype = res.headers["content-type"] or ""
   if res.body:find("oauth_problem=", 1, true) and not ctype:find("json", 1, true) then
@@ -106,6 +122,7 @@ local function http_error(res, method, url, base_string)
     local j = cjson.decode(res.body)
     if type(j) == "table" and type(j.Message) == "string" then detail = ": " .. j.Message end
   end
+  if problem then problem = tr:redact(problem) end
   local fields = { status = res.status, body = res.body, headers = res.headers,
                    url = errors.safe_url(url), method = method, problem = problem, response = res }
   if problem then
@@ -114,13 +131,13 @@ local function http_error(res, method, url, base_string)
       msg = msg .. " (absent: " .. form.oauth_parameters_absent .. ")"
     end
     if problem == "signature_invalid" and form and form.debug_sbs then
-      fields.debug_sbs = form.debug_sbs
-      fields.base_string = base_string
-      msg = msg .. sbs_diff(base_string, form.debug_sbs)
+      fields.debug_sbs = tr:redact(form.debug_sbs)
+      fields.base_string = base_string and tr:redact(base_string)
+      msg = msg .. sbs_diff(base_string, form.debug_sbs, tr)
     end
-    return errors.new("oauth", msg, fields)
+    return errors.new("oauth", tr:redact(msg), fields)
   end
-  return errors.new("http", what .. detail, fields)
+  return errors.new("http", tr:redact(what .. detail), fields)
 end
 M._http_error = http_error
 
@@ -158,14 +175,34 @@ local CLIENT_OPTS = {
   upload_origin = "string", ca_file = "string", timeout = "number",
   connect_timeout = "number", signature_method = "string", rsa_key = "string",
   debug = "boolean function", retry = "table boolean", max_body = "number",
-  user_agent = "string",
+  user_agent = "string", insecure_http = "boolean",
 }
 
-local function check_origin(name, v)
+local ORIGINS = { "oauth_origin", "api_origin", "upload_origin" }
+
+-- Why plain http is refused, and how to opt in.
+local CLEAR = "would cross the network unencrypted (OAuth parameters, tokens, data); " ..
+              "use https, or insecure_http = true (dangerous)"
+
+local function check_origin(name, v, insecure)
   if not v:match("^https?://[^/?#]+$") then
     error(("smugoauth.new: %s must be an http(s) origin without a path (got %q)"):format(name, v), 3)
   end
+  if v:sub(1, 5) == "http:" and not insecure and not util.is_loopback(v) then
+    error(("smugoauth.new: %s %s is plain http to a host that is not loopback: requests %s")
+      :format(name, v, CLEAR), 3)
+  end
   return v
+end
+
+-- PLAINTEXT puts CONSUMER-SECRET&TOKEN-SECRET in every request: over http
+-- (loopback included) only with insecure_http. Raises at `level`.
+local function check_plaintext(fname, method, url, insecure, level)
+  if method == "PLAINTEXT" and not insecure and url:sub(1, 5) == "http:" then
+    error(("%s: signature_method PLAINTEXT sends the consumer secret and the token secret " ..
+      "in every request; over plain http (%s) they %s"):format(fname, errors.safe_url(url), CLEAR),
+      level + 1)
+  end
 end
 
 --- Create a client for a consumer (API key and secret).
@@ -182,6 +219,13 @@ end
 --   retry                {attempts = 3, max_time = 60, base = 0.5, unsafe = false}; false: off
 --   max_body             64 MiB cap on response bodies
 --   user_agent           "smugoauth/<version>"
+--   insecure_http        false. DANGEROUS: true allows plain http:// origins and
+--                        request URLs for hosts other than loopback (localhost,
+--                        127.0.0.0/8, [::1]; those are always allowed), and
+--                        PLAINTEXT signatures over http at all (loopback
+--                        included): everything sent, the consumer and token
+--                        secrets with PLAINTEXT, can then be read on the way.
+--                        Without it such options and URLs raise.
 function M.new(opts)
   util.check_options("smugoauth.new", opts, CLIENT_OPTS, 2)
   if type(opts) ~= "table" or type(opts.key) ~= "string" or opts.key == "" then
@@ -190,23 +234,27 @@ function M.new(opts)
   if type(opts.secret) ~= "string" then
     error("smugoauth.new: option 'secret' (the API secret) is required", 2)
   end
+  local insecure = opts.insecure_http == true
   local self = setmetatable({
     key = opts.key,
-    oauth_origin = check_origin("oauth_origin", opts.oauth_origin or M.OAUTH_ORIGIN),
-    api_origin = check_origin("api_origin", opts.api_origin or M.API_ORIGIN),
-    upload_origin = check_origin("upload_origin", opts.upload_origin or M.UPLOAD_ORIGIN),
+    oauth_origin = check_origin("oauth_origin", opts.oauth_origin or M.OAUTH_ORIGIN, insecure),
+    api_origin = check_origin("api_origin", opts.api_origin or M.API_ORIGIN, insecure),
+    upload_origin = check_origin("upload_origin", opts.upload_origin or M.UPLOAD_ORIGIN, insecure),
     ca_file = opts.ca_file, timeout = opts.timeout or 30,
     connect_timeout = opts.connect_timeout or 10,
     signature_method = opts.signature_method or "HMAC-SHA1",
-    retry = opts.retry, max_body = opts.max_body,
+    retry = opts.retry, max_body = opts.max_body, insecure_http = insecure,
   }, Client)
+  for _, name in ipairs(ORIGINS) do
+    check_plaintext("smugoauth.new", self.signature_method, self[name], insecure, 2)
+  end
   -- the secret lives only inside C objects, never in a Lua table
   self._signer_opts = { consumer_key = opts.key, signature_method = self.signature_method,
                         rsa_key = opts.rsa_key }
   self._secret_box = { opts.secret }   -- needed to key token signers; never printed
   setmetatable(self._secret_box, { __tostring = function() return "REDACTED" end,
                                    __name = "smugoauth.Secret" })
-  self.trace = trace.new(opts.debug)
+  self.trace = trace.new(opts.debug, opts.secret)       -- redacts the consumer secret
   self.http = core.http_new(self:_http_opts())
   return self
 end
@@ -237,21 +285,26 @@ function Client:_token_call(path, token, token_secret, extra)
   for k, v in pairs(extra) do opts[k] = v end
   local r = core.sign(opts)
   local headers = { "Authorization: " .. r.authorization, "Accept: application/x-www-form-urlencoded" }
-  self.trace:request("GET", url, headers, r.base_string)
+  -- the flow's secrets stay redacted from the client's later lines and errors
+  self.trace:remember(token_secret, extra.verifier)
+  local tr = self.trace:request("GET", url, headers, r.base_string)
   local raw, msg, code = self.http:request { method = "GET", url = url, headers = headers }
   if not raw then
-    local err = transport_error(msg, code, "GET", url)
-    self.trace:failure(err)
+    local err = transport_error(msg, code, "GET", url, tr)
+    tr:failure(err)
     return nil, err
   end
   local res = new_response(raw)
-  self.trace:response(res)
-  if res.status < 200 or res.status > 299 then return nil, http_error(res, "GET", url, r.base_string) end
   local form = {}
-  for _, kv in ipairs(core.parse_form(res.body)) do form[kv[1]] = kv[2] end
+  if res.status >= 200 and res.status <= 299 then
+    for _, kv in ipairs(core.parse_form(res.body)) do form[kv[1]] = kv[2] end
+    self.trace:remember(form.oauth_token_secret)   -- before its response is traced
+  end
+  tr:response(res)
+  if res.status < 200 or res.status > 299 then return nil, http_error(res, "GET", url, r.base_string, tr) end
   if not form.oauth_token or form.oauth_token == "" or not form.oauth_token_secret then
     return nil, errors.new("oauth", ("GET %s answered %d without oauth_token and oauth_token_secret")
-      :format(url, res.status), { status = res.status, body = util.redact(res.body) })
+      :format(url, res.status), { status = res.status, body = tr:redact(res.body) })
   end
   return form
 end
@@ -337,7 +390,7 @@ function M.Session(client, token, token_secret)
     client = client, token = token,
     signer = client:_signer(token, token_secret),
     http = core.http_new(client:_http_opts()),
-    trace = client.trace,
+    trace = client.trace:with(token_secret),           -- redacts the token secret too
     retry = client.retry,
   }, Session)
 end
@@ -367,6 +420,14 @@ function Session:_prepare(o)
       error("request: path must be a string starting with '/' (got " .. tostring(path) .. ")", 3)
     end
     url = (o.origin or self.client.api_origin) .. path
+  end
+  if o.url or o.origin then          -- the client's own origins were checked by new
+    local c = self.client
+    if not c.insecure_http and url:sub(1, 5) == "http:" and not util.is_loopback(url) then
+      error(("request: %s is plain http to a host that is not loopback: the request %s")
+        :format(errors.safe_url(url), CLEAR), 3)
+    end
+    check_plaintext("request", c.signature_method, url, c.insecure_http, 3)
   end
   local q = util.param_list(o.query)
   if #q > 0 then url = url .. (url:find("?", 1, true) and "&" or "?") .. util.encode_pairs(q) end
@@ -405,28 +466,30 @@ function Session:_prepare(o)
 end
 
 -- Sign a prepared request afresh (new nonce and timestamp) into the request
--- table the C client takes.
-function Session:_signed(p)
+-- table the C client takes; fresh: on a new connection (see fresh_for).
+function Session:_signed(p, fresh)
   local auth, base_string = self.signer:authorization(p.method, p.url, p.params, true)
   local headers = { "Authorization: " .. auth }
   for i = 1, #p.headers do headers[i + 1] = p.headers[i] end
   return { method = p.method, url = p.url, headers = headers, body = p.body,
-           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout, fresh = p.fresh,
+           body_file = p.body_file, on_progress = p.on_progress, timeout = p.timeout, fresh = fresh,
            max_body = p.max_body },
          base_string
 end
 
--- Turn a raw C result into a response or an error.
-function Session:_finish(p, raw, msg, code, base_string)
+-- Turn a raw C result into a response or an error; tr: the request's
+-- tracer (from Tracer:request).
+function Session:_finish(p, raw, msg, code, base_string, tr)
+  tr = tr or self.trace
   if not raw then
-    local err = transport_error(msg, code, p.method, p.url)
-    self.trace:failure(err)
+    local err = transport_error(msg, code, p.method, p.url, tr)
+    tr:failure(err)
     return nil, err
   end
   local res = new_response(raw)
-  self.trace:response(res)
+  tr:response(res)
   if res.status < 200 or res.status > 299 then
-    return nil, http_error(res, p.method, p.url, base_string)
+    return nil, http_error(res, p.method, p.url, base_string, tr)
   end
   return res
 end
@@ -435,9 +498,11 @@ end
 -- or url, query (map or {name, value} pairs; signed), json (a value: sent as
 -- application/json, not signed) or form (signed) or body (+ content_type),
 -- headers (map), timeout, retry (policy table or false), fresh (true: a new
--- connection, so libcurl never re-sends the request on a dead kept-alive one),
--- max_body (bytes: this response's cap instead of the client's max_body; over
--- it the request fails with code "too_large").
+-- connection, so libcurl never re-sends the request on a dead kept-alive
+-- one; the default is true for every method but GET, HEAD, PUT, DELETE and
+-- OPTIONS unless retry.unsafe is set, false for those), max_body (bytes: this
+-- response's cap instead of the client's max_body; over it the request fails
+-- with code "too_large").
 -- Returns a response {status, headers, body, json()} or nil, err.
 function Session:request(o)
   util.check_options("request", o, REQUEST_OPTS, 2)
@@ -445,14 +510,15 @@ function Session:request(o)
   local rp = o.retry
   if rp == nil then rp = self.retry end
   local policy = retry_policy(rp)
+  local fresh = fresh_for(p, policy)
   local t0 = os.time()
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local req, base_string = self:_signed(p)
-    self.trace:request(p.method, p.url, req.headers, base_string)
+    local req, base_string = self:_signed(p, fresh)
+    local tr = self.trace:request(p.method, p.url, req.headers, base_string)
     local raw, msg, code = self.http:request(req)
-    local res, err = self:_finish(p, raw, msg, code, base_string)
+    local res, err = self:_finish(p, raw, msg, code, base_string, tr)
     if res then return res end
     local retryable = (err.code == "http" and (err.status == 429 or err.status == 503))
                       or (err.code == "network" and IDEMPOTENT[p.method])
@@ -650,15 +716,14 @@ function Session:upload(o)
     method = "POST", origin = self.client.upload_origin, path = "/", headers = headers,
     body = o.data, body_file = o.file, content_type = o.content_type or M.content_type_for(filename),
     on_progress = o.on_progress, timeout = o.timeout, retry = o.retry or false,
-    -- never sent twice behind our back (see csrc/http_xfer.c), unless retries are allowed
-    fresh = not (type(o.retry) == "table" and o.retry.unsafe),
+    -- a POST: on a new connection unless retry.unsafe (see fresh_for)
   }
   if not res then return nil, err end
   local body, jerr = res:json()
   if not body then return nil, jerr end
   if body.stat ~= "ok" then
-    return nil, errors.new("api", ("upload of %s refused: %s"):format(filename,
-      tostring(body.message or body.Message or "stat is not ok")),
+    return nil, errors.new("api", self.trace:redact(("upload of %s refused: %s"):format(filename,
+      tostring(body.message or body.Message or "stat is not ok"))),
       { status = res.status, body = res.body, api_code = body.code, response = res })
   end
   res.size = size
@@ -692,18 +757,18 @@ function Session:get_many(list, opts)
   local attempt, t0 = 0, os.time()
   while #pending > 0 do
     attempt = attempt + 1
-    local reqs, bases = {}, {}
+    local reqs, bases, trs = {}, {}, {}
     for j, i in ipairs(pending) do
-      reqs[j], bases[j] = self:_signed(preps[i])
-      self.trace:request(preps[i].method, preps[i].url, reqs[j].headers, bases[j])
+      reqs[j], bases[j] = self:_signed(preps[i], fresh_for(preps[i], policy))
+      trs[j] = self.trace:request(preps[i].method, preps[i].url, reqs[j].headers, bases[j])
     end
     local raws = self.http:many(reqs, conc)
     local again, delay = {}, 0
     for j, i in ipairs(pending) do
       local raw = raws[j]
       local res, err
-      if raw.error then res, err = self:_finish(preps[i], nil, raw.error, raw.code)
-      else res, err = self:_finish(preps[i], raw, nil, nil, bases[j]) end
+      if raw.error then res, err = self:_finish(preps[i], nil, raw.error, raw.code, nil, trs[j])
+      else res, err = self:_finish(preps[i], raw, nil, nil, bases[j], trs[j]) end
       results[i] = res or err
       if not res and attempt < policy.attempts and IDEMPOTENT[preps[i].method]
          and ((err.code == "http" and (err.status == 429 or err.status == 503)) or err.code == "network") then

@@ -49,27 +49,26 @@ function M.save(data, path)
   return true
 end
 
+--- The largest credentials file load reads (bytes).
+M.MAX_SIZE = 4 * 1024 * 1024
+
 --- Load credentials. Returns the table, or nil, err: code "config" when the
--- file is missing, unreadable by its owner only, not ours, or malformed.
+-- file is missing (err.missing), refused, unreadable or malformed. The file
+-- is read by core.read_private: opened without following a symlink, checked
+-- on that descriptor (a regular file, ours, no group or other permission
+-- bits, in a directory only we or root own and write) and read from it.
+-- A path with a NUL byte raises.
 function M.load(path)
   path = path or M.default_path()
   if not path then return no_path() end
-  local mode, uid = core.file_mode(path)
-  if not mode then
-    return nil, errors.new("config", path .. ": no stored credentials (run `smugoauth login`)",
-      { path = path, missing = true })
+  local text, msg, code = core.read_private(path, M.MAX_SIZE)
+  if not text then
+    if code == "missing" then
+      return nil, errors.new("config", path .. ": no stored credentials (run `smugoauth login`)",
+        { path = path, missing = true })
+    end
+    return nil, errors.new("config", msg, { path = path })
   end
-  if mode & 0x3f ~= 0 then   -- 077: group or others may read or write it
-    return nil, errors.new("config", ("%s: refused: mode %o lets others read it; run chmod 600 %s")
-      :format(path, mode, path), { path = path })
-  end
-  if uid ~= core.getuid() then
-    return nil, errors.new("config", path .. ": refused: the file belongs to another user", { path = path })
-  end
-  local f, oerr = io.open(path, "rb")
-  if not f then return nil, errors.new("config", tostring(oerr), { path = path }) end
-  local text = f:read("a")
-  f:close()
   local data = cjson.decode(text)
   if type(data) ~= "table" or type(data.token) ~= "string" or type(data.secret) ~= "string" then
     return nil, errors.new("config", path .. ": not a credentials file (token and secret expected)",

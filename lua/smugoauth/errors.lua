@@ -3,7 +3,8 @@
 --   "network"  connection refused, reset, DNS, truncated transfer
 --   "tls"      certificate or handshake failure (verification is always on)
 --   "timeout"  connect or total timeout
---   "too_large" response body over the cap
+--   "too_large" response body over max_body, a response header section over
+--              256 KiB, or a header line over libcurl's 100 KiB
 --   "http"     the server answered with a non-2xx status
 --   "oauth"    the provider refused the OAuth request (`err.problem` says why)
 --   "api"      SmugMug answered 200 with "stat": "fail"

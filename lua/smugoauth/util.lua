@@ -71,14 +71,209 @@ function M.header_map(list)
   return map
 end
 
---- Redact secrets in text meant for a log: OAuth signatures, token secrets,
--- verifiers and cookie values.
-function M.redact(s)
+--- The host of an absolute URL (lower-case; an IPv6 literal without its
+-- brackets), or nil. A userinfo part stays in it (such URLs are refused by
+-- the C core; here it only makes the host match nothing).
+function M.url_host(url)
+  local authority = tostring(url):match("^%a[%w+.-]*://([^/?#]*)")
+  if not authority then return nil end
+  local host = authority:match("^%[([^%]]*)%]:?%d*$") or authority:gsub(":%d*$", "")
+  return host:lower()
+end
+
+-- A dotted-quad octet without leading zeros (which some parsers read as octal).
+local function octet(s)
+  return (s == "0" or s:match("^[1-9]%d?%d?$")) and tonumber(s) <= 255
+end
+
+--- Is the URL's host a loopback address: localhost, 127.0.0.0/8 (as a plain
+-- dotted quad) or [::1]? Anything else, including other spellings of these
+-- addresses, is not.
+function M.is_loopback(url)
+  local host = M.url_host(url)
+  if host == "localhost" or host == "::1" then return true end
+  local a, b, c, d = (host or ""):match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  return a == "127" and octet(b) and octet(c) and octet(d) and true or false
+end
+
+------------------------------------------------------------------ redaction
+
+-- The parameters whose values are secret wherever they appear by name.
+local SECRET_NAMES = { "oauth_signature", "oauth_token_secret", "oauth_verifier" }
+
+-- Hex digits h in either case, as a pattern.
+local function any_case(h)
+  return (h:gsub("%a", function(c) return "[" .. c:lower() .. c:upper() .. "]" end))
+end
+
+-- A Lua pattern matching s literally, with the hex digits of %XX escapes
+-- (%2F, %252F: nested ones too) and of \uXXXX escapes in either case, as
+-- encoders differ.
+local function literal(s)
+  local out, i = {}, 1
+  while i <= #s do
+    local c = s:sub(i, i)
+    if c == "%" and s:match("^%x%x", i + 1) then
+      out[#out + 1] = "%%"
+      i = i + 1
+      repeat                                  -- %25 escapes the % of the next level
+        local h = s:sub(i, i + 1)
+        out[#out + 1] = any_case(h)
+        i = i + 2
+      until h ~= "25" or not s:match("^%x%x", i)
+    elseif c == "\\" and s:match("^u%x%x%x%x", i + 1) then
+      out[#out + 1] = "%\\u" .. any_case(s:sub(i + 2, i + 5))
+      i = i + 6
+    else
+      out[#out + 1] = c:match("%w") and c or "%" .. c
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+-- s percent-encoded n times (RFC 5849).
+local function enc_n(s, n)
+  for _ = 1, n do s = enc(s) end
+  return s
+end
+
+-- Where the value starting at i ends: the first match of any of stops, or
+-- the end of s (one past it).
+local function value_end(s, i, stops)
+  local e = #s + 1
+  for _, p in ipairs(stops) do
+    local c = s:find(p, i)
+    if c and c < e then e = c end
+  end
+  return e
+end
+
+-- The end of a JSON string value starting at i (its closing quote).
+local function json_end(s, i)
+  while i <= #s do
+    local c = s:sub(i, i)
+    if c == "\\" then i = i + 2
+    elseif c == '"' then return i
+    else i = i + 1 end
+  end
+  return #s + 1
+end
+
+-- Replace the value after every match of lead (up to finish(s, i)) with
+-- REDACTED; skip(s, i) can leave one alone.
+local function cut(s, lead, finish, skip)
+  local out, pos, from = {}, 1, 1
+  while true do
+    local _, b = s:find(lead, from)
+    if not b then break end
+    if not (skip and skip(s, b + 1)) then
+      out[#out + 1] = s:sub(pos, b) .. "REDACTED"
+      pos = finish(s, b + 1)
+    end
+    from = b + 1
+  end
+  if pos == 1 then return s end
+  out[#out + 1] = s:sub(pos)
+  return table.concat(out)
+end
+
+-- For each secret name: {lead pattern, finish function, skip function}, for
+-- the name in a header (name="v"), JSON ("name": "v"), and as a form or
+-- query parameter raw and percent-encoded once, twice and three times
+-- (name=v, name%3Dv, name%253Dv...: base strings, and base strings inside
+-- form bodies or URLs).
+local NAME_RULES = {}
+for _, name in ipairs(SECRET_NAMES) do
+  NAME_RULES[#NAME_RULES + 1] = { name .. '="', function(s, i) return value_end(s, i, { '"' }) end }
+  NAME_RULES[#NAME_RULES + 1] = { '"' .. name .. '"%s*:%s*"', json_end }
+  for level = 0, 3 do
+    local stops = { "[&%s\"]" }
+    for k = 1, level do stops[#stops + 1] = literal(enc_n("&", k)) end
+    local skip = level == 0 and function(s, i) return s:sub(i, i) == '"' end or nil
+    NAME_RULES[#NAME_RULES + 1] = { name .. literal(enc_n("=", level)),
+                                    function(s, i) return value_end(s, i, stops) end, skip }
+  end
+end
+
+local JSON_ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+                   ["\r"] = "\\r", ["\t"] = "\\t" }
+
+-- v as the inside of a JSON string, the way encoders differ: "/" escaped or
+-- not, non-ASCII as UTF-8 or as \uXXXX escapes (nil for invalid UTF-8).
+local function json_forms(v)
+  local function esc(slash, ascii)
+    local out = {}
+    local ok = pcall(function()
+      for _, cp in utf8.codes(v) do
+        local c = utf8.char(cp)
+        if JSON_ESC[c] then out[#out + 1] = JSON_ESC[c]
+        elseif cp < 0x20 then out[#out + 1] = ("\\u%04x"):format(cp)
+        elseif c == "/" and slash then out[#out + 1] = "\\/"
+        elseif cp >= 0x80 and ascii then
+          if cp >= 0x10000 then
+            cp = cp - 0x10000
+            out[#out + 1] = ("\\u%04x\\u%04x"):format(0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF))
+          else
+            out[#out + 1] = ("\\u%04x"):format(cp)
+          end
+        else out[#out + 1] = c end
+      end
+    end)
+    return ok and table.concat(out) or nil
+  end
+  return { esc(false, false), esc(true, false), esc(false, true), esc(true, true) }
+end
+
+--- Secrets shorter than this are not redacted by value (they would match
+-- all over a trace); only the name-based rules cover them.
+M.SECRET_MIN = 4
+
+--- Lua patterns matching each secret value in every encoding it may take in
+-- a trace, a message or a body: raw, percent-encoded once, twice and three
+-- times, form-encoded (space as +), and escaped in JSON (with or without
+-- "\/" and \uXXXX escapes; the hex of escapes in either case). Longest first.
+-- `values`: an array of strings (non-strings and short ones are skipped).
+function M.secret_patterns(values)
+  local seen, list = {}, {}
+  local function add(v)
+    if type(v) == "string" and #v >= M.SECRET_MIN and not seen[v] then
+      seen[v] = true
+      list[#list + 1] = v
+    end
+  end
+  for _, v in ipairs(values) do
+    if type(v) == "string" then
+      add(v)
+      for n = 1, 3 do add(enc_n(v, n)) end
+      local form = enc(v):gsub("%%20", "+")
+      add(form)
+      add(enc(form))
+      for _, j in pairs(json_forms(v)) do add(j) end
+    end
+  end
+  table.sort(list, function(a, b) return #a > #b end)
+  for i, v in ipairs(list) do list[i] = literal(v) end
+  return list
+end
+
+--- Redact secrets in text meant for a log or a message: the values of
+-- oauth_signature, oauth_token_secret and oauth_verifier wherever they
+-- appear by name (header, JSON, form or query, percent-encoded up to three
+-- times), and every value matched by `patterns` (from secret_patterns).
+function M.redact(s, patterns)
+  s = M.redact_values(s, patterns)
+  for _, r in ipairs(NAME_RULES) do
+    s = cut(s, r[1], r[2], r[3])
+  end
+  return s
+end
+
+--- Only the value part of redact: every match of patterns replaced.
+function M.redact_values(s, patterns)
   s = tostring(s)
-  for _, name in ipairs { "oauth_signature", "oauth_token_secret", "oauth_verifier" } do
-    s = s:gsub("(" .. name .. '=")[^"]*"', '%1REDACTED"')          -- header form
-    s = s:gsub("(" .. name .. '=)[^"&%s][^&%s]*', "%1REDACTED")   -- form/query form
-    s = s:gsub('("' .. name .. '"%s*:%s*")[^"]*"', '%1REDACTED"')  -- JSON
+  for _, p in ipairs(patterns or {}) do
+    s = s:gsub(p, "REDACTED")
   end
   return s
 end

@@ -378,6 +378,19 @@ def f_huge_headers(c, req):
     return False
 
 
+@fault("big-headers")
+def f_big_headers(c, req):
+    """A header section of ?kib=N KiB (400) in 1 KiB lines: over libcurl's
+    own 300 KiB limit by default, under any cap with ?kib=200."""
+    kib = min(int(req.params.get("kib", "400")), 1024)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    line = b"X-Pad-%05d: " + b"p" * (1024 - 15) + b"\r\n"
+    c.send(head + b"".join(line % i for i in range(kib)))
+    body = json.dumps({"Response": {"Uri": req.path, "ok": True}}).encode()
+    c.send(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    return True
+
+
 @fault("long-header-line")
 def f_long_header_line(c, req):
     """One 1 MiB header line (libcurl refuses lines over 100 KiB)."""
