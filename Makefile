@@ -62,7 +62,9 @@ install: all
 	install -d $(DESTDIR)$(LUA_LIBDIR)/smugoauth $(DESTDIR)$(LUA_SHAREDIR)/smugoauth
 	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/smugoauth/core.so
 	install -m 0644 lua/smugoauth.lua $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua
-	install -m 0644 lua/smugoauth/*.lua $(DESTDIR)$(LUA_SHAREDIR)/smugoauth/
+	# every module under lua/smugoauth/, its folders (http/, apps/, ...) kept
+	cd lua && for f in $$(find smugoauth -name '*.lua' | sort); do \
+	  install -D -m 0644 "$$f" "$(DESTDIR)$(LUA_SHAREDIR)/$$f" || exit 1; done
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 bin/smugoauth $(DESTDIR)$(BINDIR)/smugoauth
 

@@ -3,10 +3,8 @@ local socket = require "socket"
 
 local M = {}
 
---- Quote s for /bin/sh.
-function M.q(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
+--- Quote s for /bin/sh (support.proc.q).
+M.q = require("support.proc").q
 
 function M.write_file(path, text)
   local f = assert(io.open(path, "wb"))
