@@ -148,8 +148,8 @@ function M.spawn(cmd, opts)
   end
   -- popen's shell prints its pid and becomes the command: the pipe only
   -- carries that line, and closing it reaps the child (its exit status).
-  self.pipe = assert(io.popen("echo $$; " .. table.concat(setup) .. "exec " .. cmd .. " <" .. q(stdin) ..
-                              " >" .. q(self.out) .. " 2>" .. q(self.err), "r"))
+  self.pipe = assert(io.popen("echo $$; exec <" .. q(stdin) .. " >" .. q(self.out) .. " 2>" .. q(self.err) ..
+                              "; " .. table.concat(setup) .. "exec " .. cmd, "r"))
   self.pid = tonumber(self.pipe:read("l"))
   -- the handle is marked for finalization after the pipe: on collection it is
   -- closed first (killing the child), so the pipe's own finalizer never waits
