@@ -12,7 +12,7 @@
 -- The child is `lua5.4 examples/sandbox.lua --port 0 ...` run from the project
 -- root (it prints `PORT <n>` and serves until killed), so the launcher keeps
 -- working whatever the sandbox module is called. It talks to the child on
--- 127.0.0.1 only: the test shortcuts under /_sandbox/ and, through
+-- 127.0.0.1 only: the test shortcuts under `/_sandbox/` and, through
 -- `client()`, the sandbox's OAuth and API endpoints.
 -- @module smugoauth.apps.sandbox.launch
 local core = require "smugoauth.core"
@@ -103,6 +103,10 @@ local function start(opts)
   return nil, errors.new("io", "the sandbox did not start" .. (why ~= "" and (": " .. why) or ""))
 end
 
+--- A running sandbox, as `start` returns it: fields `origin`, `port`, `pid`,
+-- `key`, `secret`.
+-- @type SandboxProcess
+
 -- one control request; raises when the sandbox does not answer (the
 -- harness is broken: a caller cannot go on meaningfully)
 local function control(self, req)
@@ -113,7 +117,7 @@ local function control(self, req)
   return res
 end
 
---- Approve a request token as the user would (the /_sandbox/approve
+--- Approve a request token as the user would (the `/_sandbox/approve`
 -- shortcut): returns the verifier (an out-of-band token) or the callback
 -- URL with it, or nil, message for a token the sandbox does not know.
 -- @string token the request token
@@ -141,8 +145,8 @@ function methods:mode(m)
   return true
 end
 
---- The sandbox's counters, decoded from /_sandbox/stats (requests,
--- verified, uploads, nonces, last_upload, ...).
+--- The sandbox's counters, decoded from `/_sandbox/stats` (`requests`,
+-- `verified`, `uploads`, `nonces`, `last_upload`, ...).
 function methods:stats()
   local res = control(self, { method = "GET", url = "/_sandbox/stats" })
   local t = res.status == 200 and cjson.decode(res.body)
@@ -190,8 +194,7 @@ end
 mt.__gc = methods.stop
 mt.__close = methods.stop
 
+--- @export
 return {
   start = start,
-  methods = methods,
-  mt = mt,
 }
