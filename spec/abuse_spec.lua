@@ -32,13 +32,7 @@ local function kill(child)
   if child then child:close() end
 end
 
--- A field of /proc/PID/status, in kB.
-local function status_kb(pid, field)
-  local f = assert(io.open("/proc/" .. pid .. "/status"))
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match(field .. ":%s*(%d+) kB"))
-end
+local status_kb = proc.status_kb    -- a field of /proc/PID/status, in kB
 
 -- Open descriptors of a process.
 local function fd_count(pid)

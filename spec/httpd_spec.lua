@@ -961,13 +961,7 @@ end)
 
 -- ------------------------------------------------------------ request bodies
 
--- A field of /proc/PID/status, in kB.
-local function status_kb(pid, field)
-  local f = assert(io.open("/proc/" .. pid .. "/status"))
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match(field .. ":%s*(%d+) kB"))
-end
+local status_kb = proc.status_kb    -- a field of /proc/PID/status, in kB
 
 local function post(path, clen, extra)
   return "POST " .. path .. " HTTP/1.1\r\nHost: x\r\n" .. (extra or "") ..

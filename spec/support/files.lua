@@ -3,8 +3,11 @@ local socket = require "socket"
 
 local M = {}
 
---- Quote s for /bin/sh (support.proc.q).
-M.q = require("support.proc").q
+--- Quote s for /bin/sh (support.proc.q; required here when first used, as
+-- support.proc requires this module).
+function M.q(s)
+  return require("support.proc").q(s)
+end
 
 function M.write_file(path, text)
   local f = assert(io.open(path, "wb"))

@@ -26,6 +26,7 @@
 -- or 128 + N for a child killed by signal N.
 -- Run from the project root (relative paths are relative to it).
 local socket = require "socket"
+local files = require "support.files"
 
 local M = {}
 
@@ -50,13 +51,7 @@ local function sh(cmd)
   return ok == true and how == "exit" and code == 0
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = files.slurp
 
 -- ------------------------------------------------------- pids and ports
 
@@ -70,6 +65,12 @@ end
 --- The pid of this process.
 function M.my_pid()
   return tonumber((slurp("/proc/self/stat") or ""):match("^(%d+)"))
+end
+
+--- A field of /proc/PID/status in kB (pid a number or "self"), e.g.
+-- status_kb(pid, "VmRSS"); nil when the process or the field is not there.
+function M.status_kb(pid, field)
+  return tonumber((slurp("/proc/" .. pid .. "/status") or ""):match(field .. ":%s*(%d+) kB"))
 end
 
 --- A port on 127.0.0.1 that was free a moment ago (bound to port 0, then
@@ -120,9 +121,7 @@ function M.spawn(cmd, opts)
   end
   if type(cmd) == "table" then cmd = M.words(cmd) end
   if type(cmd) ~= "string" or cmd == "" then error("proc.spawn: a command expected", 2) end
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(sh("mkdir -m 700 " .. q(dir)), "proc.spawn: cannot make a temp directory")
+  local dir = files.tmpdir()
   local self = { dir = dir, out = dir .. "/out", err = opts.stderr or dir .. "/err", cmd = cmd }
   local setup = {}
   if opts.cwd then setup[#setup + 1] = "cd " .. q(opts.cwd) .. " || exit 127; " end
