@@ -35,7 +35,7 @@ local function slurp(path)
   return s
 end
 
--- true while process pid runs (an exited, not yet reaped zombie is gone)
+-- true while process pid runs (an exited child not yet reaped is gone)
 local function alive(pid)
   local state = (slurp("/proc/" .. pid .. "/stat") or ""):match("%) (%a)")
   return state ~= nil and state ~= "Z" and state ~= "X"
@@ -75,17 +75,21 @@ local function start(opts)
     if not START_OPTS[k] then error("sandbox launch: unknown option '" .. tostring(k) .. "'", 2) end
     if type(v) ~= START_OPTS[k] then error("sandbox launch: option '" .. k .. "' must be a " .. START_OPTS[k], 2) end
   end
-  local self = setmetatable({ key = opts.key or "sandbox-key", secret = opts.secret or "sandbox-secret",
-                              out = os.tmpname(), err = os.tmpname() }, mt)
+  local self = { key = opts.key or "sandbox-key", secret = opts.secret or "sandbox-secret",
+                 out = os.tmpname(), err = os.tmpname() }
   local argv = { opts.lua or "lua5.4", opts.script or "examples/sandbox.lua", "--port", "0",
                  "--key", self.key, "--secret", self.secret }
   if opts.albums then argv[#argv + 1] = "--albums"; argv[#argv + 1] = ("%d"):format(opts.albums) end
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = tostring(a) end
   for i, a in ipairs(argv) do argv[i] = q(a) end
-  local p = assert(io.popen(table.concat(argv, " ") .. " >" .. q(self.out) .. " 2>" .. q(self.err) ..
-                            " </dev/null & echo $!", "r"))
-  self.pid = tonumber(p:read("l"))
-  p:close()
+  -- popen's shell prints its pid and becomes the sandbox, which stays our
+  -- child (its pid cannot be reused before stop reaps it by closing the pipe)
+  self.pipe = assert(io.popen("echo $$; exec " .. table.concat(argv, " ") .. " >" .. q(self.out) .. " 2>" ..
+                              q(self.err) .. " </dev/null", "r"))
+  self.pid = tonumber(self.pipe:read("l"))
+  -- marked for finalization after the pipe, so collected first: stop kills the
+  -- child before the pipe's own finalizer would wait for it
+  setmetatable(self, mt)
   local deadline = socket.gettime() + (opts.timeout or 10)
   while self.pid do
     local port = (slurp(self.out) or ""):match("^PORT (%d+)\n")
@@ -178,14 +182,17 @@ end
 --- Stop the sandbox (SIGTERM; SIGKILL when it has not ended within 3 s) and
 -- remove its files. Idempotent; also run on collection and by `<close>`.
 function methods:stop()
-  if self.pid then
-    os.execute("kill -TERM " .. math.tointeger(self.pid) .. " 2>/dev/null")
-    if not gone_within(self.pid, 3) then
-      os.execute("kill -KILL " .. math.tointeger(self.pid) .. " 2>/dev/null")
-      gone_within(self.pid, 2)
+  local pid = self.pid
+  if pid and alive(pid) then
+    os.execute("kill -TERM " .. math.tointeger(pid) .. " 2>/dev/null")
+    if not gone_within(pid, 3) then
+      os.execute("kill -KILL " .. math.tointeger(pid) .. " 2>/dev/null")
+      gone_within(pid, 2)
     end
-    self.pid = nil
   end
+  -- closing the pipe reaps the child (it waits: only once the child is gone)
+  if self.pipe and not (pid and alive(pid)) then self.pipe:close() self.pipe = nil end
+  self.pid = nil
   if self.http then self.http:close() self.http = nil end
   for _, f in ipairs { "out", "err" } do
     if self[f] then os.remove(self[f]) self[f] = nil end
