@@ -3,6 +3,7 @@
 #   make test       install missing Debian packages, build, run every spec
 #   make demo       the console OAuth flow end to end against the local sandbox
 #   make install    install into the system Lua 5.4 tree (PREFIX, DESTDIR)
+#   make docs       the API reference from the doc comments in build/docs/ (LDoc)
 
 LUA          ?= lua5.4
 LUA_PC       ?= lua5.4
@@ -31,7 +32,7 @@ SRCS   := $(wildcard csrc/*.c)
 OBJS   := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 MODULE := $(BUILD)/smugoauth/core.so
 
-.PHONY: all deps test lint check asan valgrind bench install uninstall demo console web clean rock-check sandbox fuzz
+.PHONY: all deps test lint docs check asan valgrind bench install uninstall demo console web clean rock-check sandbox fuzz
 
 all: $(MODULE)
 
@@ -53,6 +54,16 @@ test: deps all
 lint: deps
 	luacheck --no-color lua examples spec bench bin/smugoauth
 
+# The API reference from the doc comments (LDoc, config.ld) in $(BUILD)/docs/.
+# Fails on any LDoc warning (a doc comment it cannot parse) and when a
+# module under lua/smugoauth/ is not listed in config.ld.
+docs: deps
+	@for f in lua/smugoauth/*; do \
+	  grep -qF -e "\"$$f\"" -e "\"$$f/" config.ld || \
+	  { echo "docs: $$f is not listed in config.ld" >&2; exit 1; }; done
+	@rm -rf $(BUILD)/docs
+	ldoc --fatalwarnings -d $(BUILD)/docs .
+
 check: lint test
 
 clean:
@@ -62,7 +73,9 @@ install: all
 	install -d $(DESTDIR)$(LUA_LIBDIR)/smugoauth $(DESTDIR)$(LUA_SHAREDIR)/smugoauth
 	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/smugoauth/core.so
 	install -m 0644 lua/smugoauth.lua $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua
-	install -m 0644 lua/smugoauth/*.lua $(DESTDIR)$(LUA_SHAREDIR)/smugoauth/
+	# every module under lua/smugoauth/, its folders (http/, apps/, ...) kept
+	cd lua && for f in $$(find smugoauth -name '*.lua' | sort); do \
+	  install -D -m 0644 "$$f" "$(DESTDIR)$(LUA_SHAREDIR)/$$f" || exit 1; done
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 bin/smugoauth $(DESTDIR)$(BINDIR)/smugoauth
 

@@ -12,20 +12,12 @@ if os.getenv("NO_COLOR") or not os.execute("test -t 1") then
   say = function(s) io.stdout:write("[demo] ", s, "\n") io.stdout:flush() end
 end
 
--- 1. the sandbox, in its own process
+-- 1. the sandbox, in its own process (the launcher the specs use too)
 local key, secret = "demo-" .. core.nonce():sub(1, 12), "s3cr&t " .. core.nonce():sub(1, 8)
-local q = function(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local proc = assert(io.popen("exec sh -c 'echo $$; exec lua5.4 examples/sandbox.lua --port 0 --key " ..
-  q(key):gsub("'", "'\\''") .. " --secret " .. q(secret):gsub("'", "'\\''") .. "'", "r"))
-local pid = proc:read("l")
-local port = (proc:read("l") or ""):match("^PORT (%d+)")
-local function stop()
-  if pid then os.execute("kill " .. pid .. " 2>/dev/null") pid = nil end
-  proc:close()
-end
-if not port then stop() io.stderr:write("demo: the sandbox did not start\n") os.exit(1) end
-local origin = "http://127.0.0.1:" .. port
-say("sandbox SmugMug listening on " .. origin .. " (pid " .. pid .. ")")
+local sb, err = require("smugoauth.apps.sandbox.launch").start { key = key, secret = secret }
+if not sb then io.stderr:write("demo: ", tostring(err), "\n") os.exit(1) end
+local origin = sb.origin
+say("sandbox SmugMug listening on " .. origin .. " (pid " .. sb.pid .. ")")
 
 -- 2. a config.json for it, in a private temp file
 local config = os.tmpname()
@@ -57,6 +49,6 @@ local code = console.run {
 }
 http:close()
 os.remove(config)
-stop()
+sb:stop()
 if code == 0 then say("done: request token -> authorize -> access token -> signed GET !authuser") end
 os.exit(code)

@@ -43,6 +43,7 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["smugoauth"] = "lua/smugoauth.lua",
+    ["smugoauth.apps.sandbox.launch"] = "lua/smugoauth/apps/sandbox/launch.lua",
     ["smugoauth.cli"] = "lua/smugoauth/cli.lua",
     ["smugoauth.client"] = "lua/smugoauth/client.lua",
     ["smugoauth.credentials"] = "lua/smugoauth/credentials.lua",

@@ -21,36 +21,18 @@ local MB = 1024
 
 -- ------------------------------------------------------------ helpers
 
--- Start the fixture (ulimit -n 4096); returns {pid, pipe, port}.
+local proc = require "support.proc"
+
+-- Start the fixture (ulimit -n 4096); returns its handle (pid, port).
 local function start_server(args)
-  local pipe = assert(io.popen("echo PID $$; ulimit -n 4096 2>/dev/null; exec lua5.4 " ..
-                               "spec/support/abuse_fixture.lua " .. args .. " 2>/dev/null", "r"))
-  local pid = tonumber(pipe:read("l"):match("^PID (%d+)"))
-  local port = tonumber((pipe:read("l") or ""):match("^PORT (%d+)"))
-  local child = {pid = pid, pipe = pipe, port = port}
-  if not port then
-    os.execute("kill " .. pid .. " 2>/dev/null")
-    pipe:close()
-    error("abuse fixture did not start")
-  end
-  return child
+  return proc.spawn("lua5.4 spec/support/abuse_fixture.lua " .. args, { expect = "^PORT %d+$", nofile = 4096 })
 end
 
 local function kill(child)
-  if child and child.pid then
-    os.execute("kill " .. child.pid .. " 2>/dev/null")
-    child.pipe:close()
-    child.pid = nil
-  end
+  if child then child:close() end
 end
 
--- A field of /proc/PID/status, in kB.
-local function status_kb(pid, field)
-  local f = assert(io.open("/proc/" .. pid .. "/status"))
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match(field .. ":%s*(%d+) kB"))
-end
+local status_kb = proc.status_kb    -- a field of /proc/PID/status, in kB
 
 -- Open descriptors of a process.
 local function fd_count(pid)

@@ -18,7 +18,8 @@ local client_mod = require "smugoauth.client"
 
 local socket = require "socket"
 
-local q = sandbox.q
+local proc = require "support.proc"
+local q = proc.q
 local socket_sleep = socket.sleep
 local write_file, read_file, tmpdir, wait_for = files.write_file, files.read_file, files.tmpdir, files.wait_for
 
@@ -36,45 +37,28 @@ local ROOT = pwd()
 local ENV = "env -u SMUGOAUTH_DEBUG -u SMUGOAUTH_CONFIG -u SMUGOAUTH_CREDENTIALS -u SMUGOAUTH_API_ORIGIN " ..
             "-u SMUGOAUTH_OAUTH_ORIGIN -u SMUGOAUTH_UPLOAD_ORIGIN -u DISPLAY -u WAYLAND_DISPLAY "
 
-local function words(args)
-  local w = {}
-  for i, a in ipairs(args) do w[i] = q(a) end
-  return table.concat(w, " ")
-end
+local words = proc.words
 
 -- Run bin/smugoauth to the end (at most 30 s): status, stdout, stderr.
 -- o.cd: working directory; o.env: "NAME=value ..." added to the environment.
 local function run(args, o)
   o = o or {}
-  local dir = tmpdir()
-  local cmd = (o.cd and ("cd " .. q(o.cd) .. " && ") or "") .. ENV .. (o.env or "") ..
-    " timeout 30 " .. q(ROOT .. "/bin/smugoauth") .. " " .. words(args) ..
-    " < /dev/null > " .. q(dir .. "/out") .. " 2> " .. q(dir .. "/err")
-  local _, _, code = os.execute(cmd)
-  local out, err = read_file(dir .. "/out"), read_file(dir .. "/err")
-  os.execute("rm -rf " .. q(dir))
-  return code, out, err
+  return proc.run(ENV .. (o.env or "") .. " timeout 30 " .. q(ROOT .. "/bin/smugoauth") .. " " .. words(args),
+                  { cwd = o.cd, timeout = 40 })
 end
 
 -- Start bin/smugoauth in the background; finish(h) waits for its status.
 local function start(args, o)
   o = o or {}
-  local dir = tmpdir()
-  local h = { dir = dir, out = dir .. "/out", err = dir .. "/err", rc = dir .. "/rc" }
-  os.execute(ENV .. (o.env or "") .. " sh -c " .. q("timeout 60 " .. q(ROOT .. "/bin/smugoauth") .. " " ..
-    words(args) .. " < /dev/null > " .. q(h.out) .. " 2> " .. q(h.err) .. "; echo $? > " .. q(h.rc)) .. " &")
-  return h
+  return proc.spawn(ENV .. (o.env or "") .. " timeout 60 " .. q(ROOT .. "/bin/smugoauth") .. " " .. words(args))
 end
 
 local function running(h)
-  return read_file(h.rc) == ""
+  return h:status() == nil
 end
 
 local function finish(h)
-  local rc = wait_for(function() return tonumber(read_file(h.rc):match("%d+")) end, 30)
-  local out, err = read_file(h.out), read_file(h.err)
-  os.execute("rm -rf " .. q(h.dir))
-  return rc, out, err
+  return h:finish(30)
 end
 
 -- cli.main in-process with captured output.
@@ -501,16 +485,13 @@ io.stdout:write("PORT ", sb.port, "\n")
 io.stdout:flush()
 sb:run()
 ]=]
-    local proc, pid, origin, hconfig, hcreds
+    local hostile, origin, hconfig, hcreds
 
     setup(function()
       local script = dir .. "/hostile.lua"
       write_file(script, ("local ROOT, KEY, SECRET = %q, %q, %q\n"):format(ROOT, KEY, SECRET) .. SERVER)
-      proc = assert(io.popen("exec sh -c " .. q("echo $$; exec lua5.4 " .. q(script) .. " 2>/dev/null")))
-      pid = proc:read("l")
-      local port = (proc:read("l") or ""):match("^PORT (%d+)")
-      assert(port, "the hostile sandbox did not start")
-      origin = "http://127.0.0.1:" .. port
+      hostile = proc.spawn({ "lua5.4", script }, { expect = "^PORT %d+$" })
+      origin = "http://127.0.0.1:" .. hostile.port
       hconfig = dir .. "/hostile-config.json"
       hcreds = dir .. "/hostile-cred/credentials.json"
       write_file(hconfig, json.compact { key = KEY, secret = SECRET, oauth_origin = origin, api_origin = origin,
@@ -518,8 +499,7 @@ sb:run()
     end)
 
     teardown(function()
-      if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
-      if proc then proc:close() end
+      if hostile then hostile:close() end
     end)
 
     local tty = function() return true end

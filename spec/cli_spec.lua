@@ -10,7 +10,8 @@ local json = require "smugoauth.json"
 local cjson = require "cjson.safe"
 
 local files = require "support.files"
-local q = sandbox.q
+local proc = require "support.proc"
+local q = proc.q
 local write_file, read_file, tmpdir, wait_for = files.write_file, files.read_file, files.tmpdir, files.wait_for
 
 local CONSUMER_SECRET = "cli-consumer-secret&x y"
@@ -35,39 +36,18 @@ local ENV = "env -u SMUGOAUTH_DEBUG -u SMUGOAUTH_CONFIG -u SMUGOAUTH_CREDENTIALS
 -- returns the exit status, stdout and stderr.
 local function run(args, o)
   o = o or {}
-  local dir = tmpdir()
-  local words = {}
-  for i, a in ipairs(args) do words[i] = q(a) end
-  if o.stdin then write_file(dir .. "/in", o.stdin) end
-  local cmd = (o.cd and ("cd " .. q(o.cd) .. " && ") or "") .. ENV .. (o.env or "") ..
-    " timeout 30 " .. (o.bin or "bin/smugoauth") .. " " .. table.concat(words, " ") ..
-    " < " .. (o.stdin and q(dir .. "/in") or "/dev/null") ..
-    " > " .. q(dir .. "/out") .. " 2> " .. q(dir .. "/err")
-  local _, _, code = os.execute(cmd)
-  local out, err = read_file(dir .. "/out"), read_file(dir .. "/err")
-  os.execute("rm -rf " .. q(dir))
-  return code, out, err
+  return proc.run(ENV .. (o.env or "") .. " timeout 30 " .. (o.bin or "bin/smugoauth") .. " " .. proc.words(args),
+                  { cwd = o.cd, stdin = o.stdin, timeout = 40 })
 end
 
--- Start bin/smugoauth in the background with stdin from a FIFO.
+-- Start bin/smugoauth in the background with stdin from a FIFO (h.stdin).
 local function start(args)
-  local dir = tmpdir()
-  assert(os.execute("mkfifo " .. q(dir .. "/in")))
-  local words = {}
-  for i, a in ipairs(args) do words[i] = q(a) end
-  local h = { dir = dir, out = dir .. "/out", err = dir .. "/err", rc = dir .. "/rc" }
-  os.execute(ENV .. "sh -c " .. q("timeout 60 bin/smugoauth " .. table.concat(words, " ") ..
-    " < " .. q(dir .. "/in") .. " > " .. q(h.out) .. " 2> " .. q(h.err) .. "; echo $? > " .. q(h.rc)) .. " &")
-  h.stdin = assert(io.open(dir .. "/in", "w"))   -- unblocks the shell's redirect
-  return h
+  return proc.spawn(ENV .. "timeout 60 bin/smugoauth " .. proc.words(args), { stdin = true })
 end
 
+-- Close its stdin and wait (30 s at most): exit status, stdout, stderr.
 local function finish(h)
-  if h.stdin then h.stdin:close() h.stdin = nil end
-  local rc = wait_for(function() return tonumber(read_file(h.rc):match("%d+")) end, 30)
-  local out, err = read_file(h.out), read_file(h.err)
-  os.execute("rm -rf " .. q(h.dir))
-  return rc, out, err
+  return h:finish(30)
 end
 
 -- cli.main in-process with captured output.

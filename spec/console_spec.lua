@@ -4,31 +4,17 @@ local sandbox = require "support.sandbox"
 local json = require "smugoauth.json"
 
 local files = require "support.files"
-local q = sandbox.q
+local proc = require "support.proc"
 local write_file, read_file, wait_for = files.write_file, files.read_file, files.wait_for
 
-
-
--- Start the console with stdin from a FIFO; returns a handle.
+-- Start the console with stdin from a FIFO (h.stdin); h.out is its stdout file.
 local function start_console(config)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -m 700 " .. q(dir) .. " && mkfifo " .. q(dir .. "/in")))
-  local h = { dir = dir, out = dir .. "/out", err = dir .. "/err", rc = dir .. "/rc" }
-  os.execute("SMUGOAUTH_CONFIG=" .. q(config) .. " sh -c " ..
-    q("lua5.4 examples/console.lua < " .. q(dir .. "/in") .. " > " .. q(h.out) .. " 2> " .. q(h.err) ..
-      "; echo $? > " .. q(h.rc)) .. " &")
-  h.stdin = assert(io.open(dir .. "/in", "w"))   -- unblocks the shell's redirect
-  return h
+  return proc.spawn("lua5.4 examples/console.lua", { env = { SMUGOAUTH_CONFIG = config }, stdin = true })
 end
 
-
+-- Close its stdin and wait (15 s at most): exit status, stdout, stderr.
 local function finish(h)
-  if h.stdin then h.stdin:close() h.stdin = nil end
-  local rc = wait_for(function() return tonumber(read_file(h.rc):match("%d+")) end, 15)
-  local out, err = read_file(h.out), read_file(h.err)
-  os.execute("rm -rf " .. q(h.dir))
-  return rc, out, err
+  return h:finish(15)
 end
 
 describe("examples/console.lua", function()

@@ -34,14 +34,8 @@ local FORBIDDEN = {
 }
 
 local files = require "support.files"
-local q, slurp = files.q, files.slurp
-
-
-local function alive(pid)
-  local s = slurp("/proc/" .. pid .. "/stat")
-  local state = s and s:match("%) (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
+local proc = require "support.proc"
+local q, slurp = proc.q, files.slurp
 
 -- ------------------------------------------------------------- servers
 
@@ -49,48 +43,15 @@ local servers = {}
 
 -- Start fault_server.py with extra arguments; wait at most 10 s for "PORT n".
 local function start_server(args)
-  local out = os.tmpname()
-  local parent = (slurp("/proc/self/stat") or ""):match("^(%d+)") or "0"
-  local p = assert(io.popen(("%s %s --parent-pid %s --max-life 600 %s > %s 2>/dev/null & echo $!")
-    :format(PYTHON, SERVER, parent, args or "", q(out))))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  assert(pid, "could not start " .. SERVER)
-  local srv = { pid = pid, out = out }
-  function srv.stop()
-    if srv.pid then
-      os.execute("kill " .. srv.pid .. " 2>/dev/null")
-      local deadline = socket.gettime() + 3
-      while alive(srv.pid) and socket.gettime() < deadline do socket.sleep(0.02) end
-      if alive(srv.pid) then os.execute("kill -9 " .. srv.pid .. " 2>/dev/null") end
-      srv.pid = nil
-    end
-    if srv.out then os.remove(srv.out); srv.out = nil end
-  end
+  local h = proc.spawn(("%s %s --parent-pid %d --max-life 600 %s"):format(PYTHON, SERVER, proc.my_pid() or 0,
+                       args or ""), { expect = "^PORT %d+$", timeout = 10 })
+  local srv = { pid = h.pid, port = h.port, origin = "http://127.0.0.1:" .. h.port,
+                tls_origin = "https://127.0.0.1:" .. h.port, stop = function() h:close() end }
   servers[#servers + 1] = srv
-  local deadline = socket.gettime() + 10
-  while socket.gettime() < deadline do
-    local port = (slurp(out) or ""):match("^PORT (%d+)")
-    if port then
-      srv.port = tonumber(port)
-      srv.origin = "http://127.0.0.1:" .. port
-      srv.tls_origin = "https://127.0.0.1:" .. port
-      return srv
-    end
-    if not alive(pid) then break end
-    socket.sleep(0.02)
-  end
-  srv.stop()
-  error("fault server did not report its port within 10 s")
+  return srv
 end
 
--- A port nothing listens on (bound, then closed).
-local function closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local closed_port = proc.closed_port    -- a port nothing listens on
 
 -- The control connection: a client of its own, never the one under test.
 local ctl = core.http_new { timeout = 5 }

@@ -8,7 +8,9 @@ local socket = require "socket"
 local PYTHON = "/usr/bin/python3"
 local SERVER = "spec/support/echo_server.py"
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local files = require "support.files"
+local proc = require "support.proc"
+local q, slurp, files_write = proc.q, files.slurp, files.write_file
 
 local function hex(s)
   return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
@@ -16,48 +18,13 @@ end
 
 local function md5(s) return hex(core.digest("md5", s)) end
 
-local function files_write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- Start echo_server.py, or the Python script at path script (args: extra
 -- command line); wait at most 10 s for its "PORT n" line.
--- Returns { port = n, stop = function }.
+-- Returns { port = n, out = its stdout file, stop = function }.
 local function start_server(args, script)
-  local out = os.tmpname()
-  local p = assert(io.popen(("%s %s %s > %s 2>/dev/null & echo $!"):format(
-    PYTHON, q(script or SERVER), args or "", q(out))))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  assert(pid, "could not start " .. SERVER)
-  local srv = {
-    pid = pid, out = out,
-    stop = function()
-      os.execute("kill " .. pid .. " 2>/dev/null")
-      os.remove(out)
-    end,
-  }
-  local deadline = socket.gettime() + 10
-  while socket.gettime() < deadline do
-    local port = (slurp(out) or ""):match("^PORT (%d+)")
-    if port then
-      srv.port = tonumber(port)
-      return srv
-    end
-    socket.sleep(0.02)
-  end
-  srv.stop()
-  error("echo server did not report its port within 10 s")
+  local h = proc.spawn(PYTHON .. " " .. q(script or SERVER) .. " " .. (args or ""),
+                       { expect = "^PORT %d+$", timeout = 10 })
+  return { pid = h.pid, port = h.port, out = h.out, stop = function() h:close() end }
 end
 
 -- A keep-alive server that answers the first request on each connection
@@ -123,13 +90,7 @@ while True:
     threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
 ]]
 
--- A port nothing listens on (bound, then closed).
-local function closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local closed_port = proc.closed_port    -- a port nothing listens on
 
 local function header(res, name)
   for _, h in ipairs(res.headers) do

@@ -15,23 +15,17 @@ local httpd = require "smugoauth.httpd"
 
 -- ------------------------------------------------------------ helpers
 
+local proc = require "support.proc"
+
 -- Start `cmd` (a shell command line run from the project root) with
 -- `ulimit -n nofile` (default 4096, when allowed), read its first line of
--- output (after the pid). Returns {pid, pipe, line}.
+-- output. Returns its handle (pid, line).
 local function spawn(cmd, stderr, nofile)
-  local pipe = assert(io.popen("echo PID $$; ulimit -n " .. (nofile or 4096) .. " 2>/dev/null; exec " ..
-                               cmd .. " 2>" .. (stderr or "/dev/null"), "r"))
-  local pid = tonumber(pipe:read("l"):match("^PID (%d+)"))
-  local line = pipe:read("l")
-  return {pid = pid, pipe = pipe, line = line}
+  return proc.spawn(cmd, { lines = 1, stderr = stderr, nofile = nofile or 4096 })
 end
 
 local function kill(child)
-  if child and child.pid then
-    os.execute("kill " .. child.pid .. " 2>/dev/null")
-    child.pipe:close()
-    child.pid = nil
-  end
+  if child then child:close() end
 end
 
 -- A fixture server with the given name=value options; returns child, port.
@@ -119,13 +113,7 @@ local function get(path, extra)
   return "GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" .. (extra or "") .. "\r\n"
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("support.files").read_file
 
 -- ------------------------------------------------------------ poller
 
@@ -974,13 +962,7 @@ end)
 
 -- ------------------------------------------------------------ request bodies
 
--- A field of /proc/PID/status, in kB.
-local function status_kb(pid, field)
-  local f = assert(io.open("/proc/" .. pid .. "/status"))
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match(field .. ":%s*(%d+) kB"))
-end
+local status_kb = proc.status_kb    -- a field of /proc/PID/status, in kB
 
 local function post(path, clen, extra)
   return "POST " .. path .. " HTTP/1.1\r\nHost: x\r\n" .. (extra or "") ..

@@ -6,7 +6,7 @@ local credentials = require "smugoauth.credentials"
 local sandbox = require "support.sandbox"
 local socket = require "socket"
 
-local q = sandbox.q
+local q = require("support.proc").q
 
 local function tmpdir()
   local d = os.tmpname()

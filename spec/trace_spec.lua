@@ -18,7 +18,8 @@ local errors = require "smugoauth.errors"
 local cjson = require "cjson"
 local files = require "support.files"
 
-local q, slurp = files.q, files.slurp
+local proc = require "support.proc"
+local slurp = files.slurp
 local enc = smugoauth.percent_encode
 
 local CS = "cs&1 %/\u{e9}+\"~*=secret"
@@ -58,22 +59,13 @@ describe("secrets in traces and errors", function()
   local srv
 
   setup(function()
-    local out = os.tmpname()
-    local p = assert(io.popen(("/usr/bin/python3 spec/support/leaky_provider.py %s %s %s %s %s > %s 2>/dev/null &"
-      .. " echo $!")
-      :format(q(CS), q(RTS), q(ATS), q(VERIFIER), q(COOKIE), q(out))))
-    srv = { pid = tonumber(p:read("l")), out = out }
-    p:close()
-    srv.port = files.wait_for(function() return tonumber((slurp(out) or ""):match("^PORT (%d+)")) end, 10)
-    assert(srv.port, "leaky_provider.py did not start")
+    srv = proc.spawn({ "/usr/bin/python3", "spec/support/leaky_provider.py", CS, RTS, ATS, VERIFIER, COOKIE },
+                     { expect = "^PORT %d+$", timeout = 10 })
     srv.origin = "http://127.0.0.1:" .. srv.port
   end)
 
   teardown(function()
-    if srv then
-      if srv.pid then os.execute("kill " .. srv.pid .. " 2>/dev/null") end
-      os.remove(srv.out)
-    end
+    if srv then srv:close() end
   end)
 
   -- The signatures the provider received, decoded (as the client computed them).

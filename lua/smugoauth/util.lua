@@ -96,7 +96,7 @@ function M.is_loopback(url)
   return a == "127" and octet(b) and octet(c) and octet(d) and true or false
 end
 
------------------------------------------------------------------- redaction
+-- ---------------------------------------------------------------- redaction
 
 -- The parameters whose values are secret wherever they appear by name.
 local SECRET_NAMES = { "oauth_signature", "oauth_token_secret", "oauth_verifier" }

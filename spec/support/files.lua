@@ -3,9 +3,10 @@ local socket = require "socket"
 
 local M = {}
 
---- Quote s for /bin/sh.
+--- Quote s for /bin/sh (support.proc.q; required here when first used, as
+-- support.proc requires this module).
 function M.q(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+  return require("support.proc").q(s)
 end
 
 function M.write_file(path, text)

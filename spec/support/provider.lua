@@ -13,7 +13,6 @@
 -- `p:request{...}` exposes it so specs can send raw requests.
 -- Run from the project root (paths are relative to it).
 local cjson = require "cjson.safe"
-local socket = require "socket"
 
 local M = {
   PYTHON = "/usr/bin/python3",
@@ -28,10 +27,8 @@ local mt = { __name = "support.Provider", __index = methods }
 
 -- ------------------------------------------------------------ helpers
 
---- Quote s for /bin/sh.
-local function q(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
+local proc = require "support.proc"
+local q = proc.q
 M.shell_quote = q
 
 --- RFC 3986 percent-encoding (unreserved characters kept).
@@ -65,19 +62,6 @@ local read_file, write_file = files.slurp, files.write_file
 local function run(cmd)
   local ok, how, code = os.execute(cmd)
   return ok == true and how == "exit" and code == 0
-end
-
--- True while the process runs; a zombie (exited, not yet reaped by init) is gone.
-local function alive(pid)
-  local s = read_file("/proc/" .. pid .. "/stat")
-  local state = s and s:match("%) (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
-
--- The pid of this Lua process (/proc/self is the reader).
-local function my_pid()
-  local s = read_file("/proc/self/stat")
-  return s and s:match("^(%d+)")
 end
 
 --- Make a throw-away test PKI (spec/support/mkcerts.sh); returns its directory.
@@ -184,13 +168,11 @@ function M.start(opts)
     key = opts.key or M.DEFAULT_KEY,
     secret = opts.secret or M.DEFAULT_SECRET,
     tls = opts.tls and true or false,
-    stdout_file = os.tmpname(),
-    stderr_file = os.tmpname(),
   }, mt)
   local args = { M.PYTHON, M.SCRIPT, "--port", "0",
                  "--consumer-key", self.key, "--consumer-secret", self.secret }
-  local parent = my_pid()
-  if parent then args[#args + 1] = "--parent-pid"; args[#args + 1] = parent end
+  local parent = proc.my_pid()
+  if parent then args[#args + 1] = "--parent-pid"; args[#args + 1] = tostring(parent) end
   if self.tls then
     if opts.pki then self.pki_dir = opts.pki else
       self.pki_dir = M.mkcerts()
@@ -207,26 +189,15 @@ function M.start(opts)
     if opts[opt] ~= nil then args[#args + 1] = flag .. "=" .. tostring(opts[opt]) end
   end
   if opts.verbose then args[#args + 1] = "--verbose" end
-  local quoted = {}
-  for i, a in ipairs(args) do quoted[i] = q(a) end
-  local cmd = table.concat(quoted, " ") .. " >" .. q(self.stdout_file) .. " 2>" .. q(self.stderr_file)
-      .. " </dev/null & echo $!"
-  local p = assert(io.popen(cmd))
-  self.pid = tonumber(p:read("l"))
-  p:close()
-  assert(self.pid, "provider.start: no pid from the shell")
-  -- bounded wait for "PORT <n>"
-  local deadline = socket.gettime() + (opts.timeout or 10)
-  while true do
-    local out = read_file(self.stdout_file) or ""
-    local port = out:match("^PORT (%d+)\n")
-    if port then self.port = tonumber(port); break end
-    if not alive(self.pid) or socket.gettime() > deadline then
-      local err = read_file(self.stderr_file) or ""
-      self:stop()
-      error("provider.start: the provider did not come up: " .. err, 2)
-    end
-    socket.sleep(0.02)
+  local ok, child = pcall(proc.spawn, args, { lines = 1, timeout = opts.timeout or 10 })
+  if not ok then self:stop() error("provider.start: " .. tostring(child), 2) end
+  self.child, self.pid = child, child.pid
+  self.stdout_file, self.stderr_file = child.out, child.err
+  self.port = child.port
+  if not self.port then
+    local err = child:stderr()
+    self:stop()
+    error("provider.start: the provider did not come up: " .. err, 2)
   end
   self.origin = (self.tls and "https" or "http") .. "://127.0.0.1:" .. self.port
   return self
@@ -315,15 +286,9 @@ end
 --- Stop the provider (SIGTERM, then SIGKILL after 3 s) and remove its files.
 -- Idempotent.
 function methods:stop()
-  if self.pid then
-    run("kill -TERM " .. self.pid .. " 2>/dev/null")
-    local deadline = socket.gettime() + 3
-    while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.02) end
-    if alive(self.pid) then run("kill -KILL " .. self.pid .. " 2>/dev/null") end
-    self.pid = nil
-  end
-  for _, f in ipairs{ "stdout_file", "stderr_file" } do
-    if self[f] then os.remove(self[f]); self[f] = nil end
+  if self.child then
+    self.child:close()
+    self.child, self.pid, self.stdout_file, self.stderr_file = nil, nil, nil, nil
   end
   if self.owns_pki then M.remove_dir(self.pki_dir); self.owns_pki = nil end
 end

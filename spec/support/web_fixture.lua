@@ -15,7 +15,8 @@ local socket = require "socket"
 local M = {}
 
 local files = require "support.files"
-local q, read_file = files.q, files.slurp
+local proc = require "support.proc"
+local q, read_file = proc.q, files.slurp
 M.q, M.read_file = q, read_file
 
 --- A fresh private temp directory (mode 0700); removed by M.remove_dir.
@@ -42,12 +43,7 @@ function M.write_config(dir, p)
 end
 
 --- A port that was free a moment ago.
-function M.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+M.free_port = proc.free_port
 
 local methods = {}
 local mt = { __index = methods, __name = "support.WebApp" }
@@ -58,7 +54,6 @@ local mt = { __index = methods, __name = "support.WebApp" }
 -- Returns the handle; raises with the child's stderr when it does not start.
 function M.start(opts)
   opts = opts or {}
-  local errfile = os.tmpname()
   local env = {}
   if opts.config then env[#env + 1] = "SMUGOAUTH_CONFIG=" .. q(opts.config) end
   for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. q(v) end
@@ -68,18 +63,15 @@ function M.start(opts)
   if opts.key_file then args[#args + 1] = "--key-file " .. q(opts.key_file) end
   if opts.cert then args[#args + 1] = "--cert " .. q(opts.cert) .. " --cert-key " .. q(opts.cert_key) end
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = q(a) end
-  local cmd = "echo PID $$; exec env " .. table.concat(env, " ") .. " timeout " ..
-    (opts.lifetime or 300) .. " lua5.4 examples/web.lua " .. table.concat(args, " ") ..
-    " 2>" .. q(errfile) .. " </dev/null"
-  local pipe = assert(io.popen(cmd, "r"))
-  local pid = tonumber((pipe:read("l") or ""):match("^PID (%d+)"))
-  local line = pipe:read("l") or ""
-  local self = setmetatable({ pid = pid, pipe = pipe, errfile = errfile }, mt)
+  local child = proc.spawn("env " .. table.concat(env, " ") .. " timeout " .. (opts.lifetime or 300) ..
+    " lua5.4 examples/web.lua " .. table.concat(args, " "), { lines = 1 })
+  local line = child.line or ""
+  local self = setmetatable({ child = child, pid = child.pid, errfile = child.err }, mt)
   self.line = line
   local origin = line:match("^Listening on (https?://[^/]+)/")
   local port = origin and origin:match(":(%d+)$")
   if not port then
-    local err = read_file(errfile) or ""
+    local err = child:stderr()
     self:stop()
     error("web.lua did not start: " .. line .. err, 2)
   end
@@ -95,12 +87,10 @@ end
 
 --- Stop the child (idempotent).
 function methods:stop()
-  if self.pid then
-    os.execute("kill " .. self.pid .. " 2>/dev/null")
-    self.pid = nil
-    self.pipe:close()
+  if self.child then
+    self.child:close()
+    self.child, self.pid, self.errfile = nil, nil, nil
   end
-  if self.errfile then os.remove(self.errfile) self.errfile = nil end
   if self.script then os.remove(self.script) self.script = nil end
   if self.logfile then os.remove(self.logfile) self.logfile = nil end
 end
@@ -134,13 +124,10 @@ local function spawn(source, args, lifetime)
   local f = assert(io.open(script, "wb"))
   f:write(source)
   f:close()
-  local qargs = {}
-  for i, a in ipairs(args) do qargs[i] = q(a) end
-  local pipe = assert(io.popen("echo PID $$; exec timeout " .. (lifetime or 120) ..
-    " lua5.4 " .. q(script) .. " " .. table.concat(qargs, " ") .. " 2>/dev/null </dev/null", "r"))
-  local pid = tonumber((pipe:read("l") or ""):match("^PID (%d+)"))
-  local self = setmetatable({ pid = pid, pipe = pipe, script = script }, mt)
-  self.line = pipe:read("l") or ""
+  local child = proc.spawn("timeout " .. (lifetime or 120) .. " lua5.4 " .. q(script) .. " " .. proc.words(args),
+                           { lines = 1 })
+  local self = setmetatable({ child = child, pid = child.pid, script = script }, mt)
+  self.line = child.line or ""
   return self
 end
 
