@@ -810,6 +810,47 @@ describe("httpd server", function()
       s:close()
     end)
 
+    it("finds the next pipelined request after one that had empty lines before it", function()
+      local s = connect(port)
+      assert(s:send(("\r\n"):rep(3) .. get("/echo?n=1") .. get("/echo?n=2")))
+      for n = 1, 2 do
+        local res = assert(read_response(s))
+        assert.equal(200, res.status)
+        assert.equal(tostring(n), echo_map(res.body)["param.n"])
+      end
+      s:close()
+    end)
+
+    -- A head of exactly the allowed size, sent in two writes cut between
+    -- the CR and the LF that end it: served as when sent whole (the old loop
+    -- refused the first piece as too long).
+    local function split_exchange(raw, cut)
+      local s = connect(port)
+      assert(s:send(raw:sub(1, cut)))
+      socket.sleep(0.3)
+      assert(s:send(raw:sub(cut + 1)))
+      local res = assert(read_response(s))
+      s:close()
+      return res
+    end
+
+    it("takes a request line of exactly max_request_line bytes cut after its CR", function()
+      local line = "GET /echo?" .. ("a"):rep(8192 - #"GET /echo? HTTP/1.1") .. " HTTP/1.1"
+      assert.equal(8192, #line)
+      local res = split_exchange(line .. "\r\nHost: x\r\n\r\n", #line + 1)
+      assert.equal(200, res.status)
+      assert.equal(200, (exchange(port, line .. "\r\nHost: x\r\n\r\n")).status)
+    end)
+
+    it("takes a header section of exactly max_header_bytes cut before its last LF", function()
+      local fields = "Host: x\r\nX-Fill: " .. ("f"):rep(16384 - #"Host: x\r\nX-Fill: \r\n") .. "\r\n"
+      assert.equal(16384, #fields)
+      local raw = "GET /echo HTTP/1.1\r\n" .. fields .. "\r\n"
+      local res = split_exchange(raw, #raw - 1)
+      assert.equal(200, res.status)
+      assert.equal(200, (exchange(port, raw)).status)
+    end)
+
     it("refuses a too long request line sent slowly", function()
       local s = connect(port)
       for _ = 1, 5 do assert(s:send("GET /" .. ("a"):rep(2000))) end

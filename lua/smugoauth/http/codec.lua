@@ -147,12 +147,12 @@ end
 -- calls. A parser that answered a head or a refusal starts afresh.
 -- @tparam string buf
 function parser_methods:parse(buf)
-  local le = self.le
+  local le, skipped = self.le, 0
   if not le then
     if byte(buf, 1) == 13 and byte(buf, 2) == 10 then  -- empty lines first
       local s = 3
       while byte(buf, s) == 13 and byte(buf, s + 1) == 10 do s = s + 2 end
-      buf = sub(buf, s)
+      buf, skipped = sub(buf, s), s - 1
       self.scan = 1
     end
     local max, scan = self.max_request_line, self.scan
@@ -191,7 +191,9 @@ function parser_methods:parse(buf)
       return done(self, refuse_head(buf, le, le + max + 3, 431))
     end
   end
-  return done(self, parse_fields(buf, le, he, self.max_headers))
+  local head, nxt, clen = parse_fields(buf, le, he, self.max_headers)
+  if head then nxt = nxt + skipped end         -- an index in the caller's buf
+  return done(self, head, nxt, clen)
 end
 
 -- ------------------------------------------------------------ framing
