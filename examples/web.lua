@@ -27,7 +27,7 @@
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local smugoauth = require "smugoauth"
-local webapp = require "smugoauth.webapp"
+local webapp = require "smugoauth.apps.web"
 
 local function fail(msg, code)
   io.stderr:write("web: ", msg, "\n")
