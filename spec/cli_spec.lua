@@ -400,10 +400,12 @@ describe("smugoauth command", function()
       assert.equal(302, approved.status)
       local location = header(approved, "location")
       assert.equal(callback, location:match("^([^?]+)"))
-      -- a callback for another token is refused and the login keeps waiting
+      -- a callback for another token is refused and the login keeps waiting (403, as
+      -- the web app answers it: smugoauth.apps.callback)
       local wrong = assert(http:request { method = "GET", headers = { "Cookie: " .. cookie },
         url = location:gsub("oauth_token=%x+", "oauth_token=ffff") })
-      assert.equal(400, wrong.status)
+      assert.equal(403, wrong.status)
+      assert.matches("another authorization", wrong.body, 1, true)
       local res = assert(http:request { method = "GET", url = location, headers = { "Cookie: " .. cookie } })
       assert.equal(200, res.status)
       assert.matches("You can close this window", res.body, 1, true)
