@@ -8,7 +8,7 @@
 -- bounded; every server is stopped.
 local sandbox = require "support.sandbox"
 local files = require "support.files"
-local cli = require "smugoauth.cli"
+local cli = require "smugoauth.apps.cli"
 local core = require "smugoauth.core"
 local json = require "smugoauth.json"
 local cjson = require "cjson.safe"

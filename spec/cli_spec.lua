@@ -4,7 +4,7 @@
 -- cli.main called in-process for arguments, output styles, exit statuses and
 -- secrets. Every wait is bounded; the sandbox is always stopped.
 local sandbox = require "support.sandbox"
-local cli = require "smugoauth.cli"
+local cli = require "smugoauth.apps.cli"
 local core = require "smugoauth.core"
 local json = require "smugoauth.json"
 local cjson = require "cjson.safe"
@@ -432,6 +432,11 @@ describe("smugoauth command", function()
   end)
 
   describe("cli.main", function()
+    it("is still reachable under the old name smugoauth.cli", function()
+      assert.equal(cli, require "smugoauth.cli")
+      assert.equal(cli.main, require("smugoauth.cli").main)
+    end)
+
     it("--help works for every command and exits 0", function()
       local rc, out, err = call { "--help" }
       assert.equal(0, rc)
