@@ -1,5 +1,5 @@
 #!/usr/bin/env lua5.4
--- The web OAuth flow, as SmugMug's web.py does it (see smugoauth.webapp):
+-- The web OAuth flow, as SmugMug's web.py does it (see smugoauth.apps.web):
 --   /            an Authorize link, or once authorized a form for an API path
 --   /authorize   request token (callback http://127.0.0.1:<port>/callback) -> SmugMug
 --   /callback    access token -> /

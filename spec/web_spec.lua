@@ -1,4 +1,4 @@
--- web_spec.lua -- the cookie sealer (core.cookie_*), smugoauth.webapp and
+-- web_spec.lua -- the cookie sealer (core.cookie_*), smugoauth.apps.web and
 -- examples/web.lua: the web OAuth flow and every refusal it must make.
 --
 -- Request-level tests run examples/web.lua as a child process (port 0, a

@@ -43,7 +43,7 @@ local methods = {}
 local mt = {__name = "smugoauth.HttpServer", __index = methods}
 
 local function default_log(msg)
-  io.stderr:write("smugoauth.httpd: ", msg, "\n")
+  io.stderr:write("smugoauth.http.server: ", msg, "\n")
 end
 
 -- option name -> {lua type(s) ("a|b"), default}
@@ -69,13 +69,13 @@ local OPTIONS = {
 -- Check the options (misuse raises, at the caller of new) and fill in the
 -- defaults: the server's table.
 local function options(opts)
-  if type(opts) ~= "table" then error("httpd.new: options table expected", 3) end
+  if type(opts) ~= "table" then error("server.new: options table expected", 3) end
   local self = {}
   for k, v in pairs(opts) do
     local spec = OPTIONS[k]
-    if not spec then error("httpd.new: unknown option '" .. tostring(k) .. "'", 3) end
+    if not spec then error("server.new: unknown option '" .. tostring(k) .. "'", 3) end
     if not find("|" .. spec[1] .. "|", "|" .. type(v) .. "|", 1, true) then
-      error(format("httpd.new: option '%s' must be a %s", k, gsub(spec[1], "|", " or ")), 3)
+      error(format("server.new: option '%s' must be a %s", k, gsub(spec[1], "|", " or ")), 3)
     end
   end
   for k, spec in pairs(OPTIONS) do
@@ -83,27 +83,27 @@ local function options(opts)
     if v == nil then v = spec[2] end
     self[k] = v
   end
-  if not self.handler then error("httpd.new: option 'handler' is required", 3) end
+  if not self.handler then error("server.new: option 'handler' is required", 3) end
   if self.max_body_total == nil then
     self.max_body_total = math.max(16 * 1024 * 1024, tointeger(self.max_body) or 0)
   end
   for _, k in ipairs{"port", "backlog", "max_request_line", "max_header_bytes",
                      "max_headers", "max_body", "max_body_total", "max_connections"} do
     if not tointeger(self[k]) or self[k] < 0 then
-      error(format("httpd.new: option '%s' must be a non-negative integer", k), 3)
+      error(format("server.new: option '%s' must be a non-negative integer", k), 3)
     end
   end
   for _, k in ipairs{"request_timeout", "idle_timeout", "send_timeout"} do
     local v = self[k]
-    if v ~= v or v <= 0 then error(format("httpd.new: option '%s' must be positive", k), 3) end
+    if v ~= v or v <= 0 then error(format("server.new: option '%s' must be positive", k), 3) end
   end
   if type(self.body) == "table" then
     for path, limit in pairs(self.body) do
       if type(path) ~= "string" or path:byte() ~= 47 then
-        error("httpd.new: option 'body': keys must be paths starting with '/'", 3)
+        error("server.new: option 'body': keys must be paths starting with '/'", 3)
       end
       if limit ~= true and not (type(limit) == "number" and tointeger(limit) and limit >= 0) then
-        error(format("httpd.new: option 'body': the limit for '%s' must be a non-negative " ..
+        error(format("server.new: option 'body': the limit for '%s' must be a non-negative " ..
                      "integer or true", path), 3)
       end
     end
@@ -186,7 +186,7 @@ local function new(opts)
   if self.tls then
     local ssl = require "ssl"
     local ctx, err = ssl.newcontext(self.tls)
-    if not ctx then return nil, "httpd.new: TLS context: " .. tostring(err) end
+    if not ctx then return nil, "server.new: TLS context: " .. tostring(err) end
     self.ssl, self.tls = ssl, ctx
     self.scheme = "https"
   else
@@ -198,7 +198,7 @@ local function new(opts)
   local lst, err = socket.bind(self.host, self.port, self.backlog)
   if not lst then
     poller:close()
-    return nil, format("httpd.new: cannot listen on %s:%d: %s", self.host, self.port, err)
+    return nil, format("server.new: cannot listen on %s:%d: %s", self.host, self.port, err)
   end
   lst:settimeout(0)
   local _, port = lst:getsockname()
