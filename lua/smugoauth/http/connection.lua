@@ -169,14 +169,15 @@ local function read_request(c)
   if c.served > 0 then c.deadline = clock(srv) + srv.request_timeout end
 
   local parser = c.parser
-  local head, from, clen = parse_head(parser, buf)
+  local head, a, b = parse_head(parser, buf)
   while not head do
-    if from then return nil, from end    -- refused
+    if a then return nil, a end          -- refused: a is the status
     local data, err = recv(c)
     if not data then return nil, err == "timeout" and 408 or nil end
-    buf = clen .. data                   -- clen: the head so far
-    head, from, clen = parse_head(parser, buf)
+    buf = b .. data                      -- b: the head so far
+    head, a, b = parse_head(parser, buf)
   end
+  local from, clen = a, b                -- the body's first index, its length
   local req = request.new(head, c.peer, srv.scheme)
 
   -- the body: admitted (or refused) on the head alone, before any byte of it is read
