@@ -4,7 +4,7 @@
 -- oauth_origin, api_origin and upload_origin at http://127.0.0.1:<n>.
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = (os.getenv("SMUGOAUTH_BUILD") or "build") .. "/?.so;" .. package.cpath
-local sandbox = require "smugoauth.sandbox"
+local sandbox = require "smugoauth.apps.sandbox"
 
 local opts = {}
 local i = 1

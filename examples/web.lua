@@ -1,5 +1,5 @@
 #!/usr/bin/env lua5.4
--- The web OAuth flow, as SmugMug's web.py does it (see smugoauth.webapp):
+-- The web OAuth flow, as SmugMug's web.py does it (see smugoauth.apps.web):
 --   /            an Authorize link, or once authorized a form for an API path
 --   /authorize   request token (callback http://127.0.0.1:<port>/callback) -> SmugMug
 --   /callback    access token -> /
@@ -27,7 +27,7 @@
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local smugoauth = require "smugoauth"
-local webapp = require "smugoauth.webapp"
+local webapp = require "smugoauth.apps.web"
 
 local function fail(msg, code)
   io.stderr:write("web: ", msg, "\n")

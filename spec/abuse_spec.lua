@@ -1,4 +1,4 @@
--- abuse_spec.lua -- smugoauth.httpd under abuse (issue 6, point 4).
+-- abuse_spec.lua -- smugoauth.http.server (smugoauth.httpd) under abuse (issue 6, point 4).
 --
 -- A child server (spec/support/abuse_fixture.lua: request_timeout=2,
 -- idle_timeout=3) gets two rounds of a few thousand abusive requests from

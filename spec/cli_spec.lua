@@ -4,7 +4,7 @@
 -- cli.main called in-process for arguments, output styles, exit statuses and
 -- secrets. Every wait is bounded; the sandbox is always stopped.
 local sandbox = require "support.sandbox"
-local cli = require "smugoauth.cli"
+local cli = require "smugoauth.apps.cli"
 local core = require "smugoauth.core"
 local json = require "smugoauth.json"
 local cjson = require "cjson.safe"
@@ -380,10 +380,12 @@ describe("smugoauth command", function()
       assert.equal(302, approved.status)
       local location = header(approved, "location")
       assert.equal(callback, location:match("^([^?]+)"))
-      -- a callback for another token is refused and the login keeps waiting
+      -- a callback for another token is refused and the login keeps waiting (403, as
+      -- the web app answers it: smugoauth.apps.callback)
       local wrong = assert(http:request { method = "GET", headers = { "Cookie: " .. cookie },
         url = location:gsub("oauth_token=%x+", "oauth_token=ffff") })
-      assert.equal(400, wrong.status)
+      assert.equal(403, wrong.status)
+      assert.matches("another authorization", wrong.body, 1, true)
       local res = assert(http:request { method = "GET", url = location, headers = { "Cookie: " .. cookie } })
       assert.equal(200, res.status)
       assert.matches("You can close this window", res.body, 1, true)
@@ -410,6 +412,11 @@ describe("smugoauth command", function()
   end)
 
   describe("cli.main", function()
+    it("is still reachable under the old name smugoauth.cli", function()
+      assert.equal(cli, require "smugoauth.cli")
+      assert.equal(cli.main, require("smugoauth.cli").main)
+    end)
+
     it("--help works for every command and exits 0", function()
       local rc, out, err = call { "--help" }
       assert.equal(0, rc)

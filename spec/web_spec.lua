@@ -1,4 +1,4 @@
--- web_spec.lua -- the cookie sealer (core.cookie_*), smugoauth.webapp and
+-- web_spec.lua -- the cookie sealer (core.cookie_*), smugoauth.apps.web and
 -- examples/web.lua: the web OAuth flow and every refusal it must make.
 --
 -- Request-level tests run examples/web.lua as a child process (port 0, a
@@ -9,7 +9,7 @@
 local core = require "smugoauth.core"
 local cjson = require "cjson.safe"
 local errors = require "smugoauth.errors"
-local webapp = require "smugoauth.webapp"
+local webapp = require "smugoauth.apps.web"
 local sandbox = require "support.sandbox"
 local web = require "support.web_fixture"
 
@@ -301,6 +301,10 @@ describe("webapp (in process, fake provider)", function()
   local function at_cookie()
     return core.cookie_seal(string.rep("k", 32), AT, cjson.encode { t = "AT", s = "ATS" }, os.time() + 60)
   end
+
+  it("is still reachable under the old name smugoauth.webapp", function()
+    assert.equal(webapp, require "smugoauth.webapp")
+  end)
 
   it("needs a client and rejects unknown options and bad keys", function()
     assert.has_error(function() webapp.new {} end)

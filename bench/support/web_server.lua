@@ -1,5 +1,5 @@
--- bench/support/web_server.lua -- the web example's app (smugoauth.webapp)
--- served by smugoauth.httpd for bench/web.lua, with a client whose provider
+-- bench/support/web_server.lua -- the web example's app (smugoauth.apps.web)
+-- served by smugoauth.http.server for bench/web.lua, with a client whose provider
 -- is nowhere (127.0.0.1:9): only `/` (the "Authorize" page, no cookie) is
 -- benchmarked, and it makes no provider call.
 --   lua5.4 bench/support/web_server.lua [lifetime-seconds [gc]]
@@ -11,7 +11,7 @@
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local smugoauth = require "smugoauth"
-local webapp = require "smugoauth.webapp"
+local webapp = require "smugoauth.apps.web"
 local core = require "smugoauth.core"
 
 local lifetime = tonumber(arg[1]) or 900

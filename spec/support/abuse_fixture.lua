@@ -1,6 +1,6 @@
 -- abuse_fixture.lua -- the server spec/abuse_spec.lua attacks.
 --   lua5.4 spec/support/abuse_fixture.lua [name=value ...]
--- Options are httpd.new options given as name=value (numbers converted),
+-- Options are smugoauth.http.server options given as name=value (numbers converted),
 -- plus lifetime=<seconds> (default 120; the process always exits by then).
 -- /echo takes a body up to max_body (option body = {["/echo"] = true}); no
 -- other path takes one.
@@ -13,18 +13,11 @@
 --   /stats       "conns=N lua_kb=K smuggled=S requests=R"
 --   /gc          a full collection first, then the same as /stats
 --   /stop        stops the server
-package.path = "lua/?.lua;" .. package.path
+package.path = "lua/?.lua;spec/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
-local httpd = require "smugoauth.httpd"
-local core = require "smugoauth.core"
+local fixture = require "support.fixture_server"
 
-local opts, lifetime = {body = {["/echo"] = true}}, 120
-for _, a in ipairs(arg) do
-  local k, v = a:match("^([%w_]+)=(.*)$")
-  assert(k, "bad argument: " .. a)
-  if k == "lifetime" then lifetime = tonumber(v)
-  else opts[k] = tonumber(v) or v end
-end
+local opts, lifetime = fixture.args(arg, {body = {["/echo"] = true}})
 
 local srv
 local smuggled, requests = 0, 0
@@ -57,16 +50,5 @@ opts.handler = function(req)
   return 404, TEXT, "not found\n"
 end
 
-local err
-srv, err = httpd.new(opts)
-if not srv then
-  io.stderr:write("abuse_fixture: ", tostring(err), "\n")
-  os.exit(1)
-end
-io.stdout:write("PORT ", srv.port, "\n")
-io.stdout:flush()
-local deadline = core.monotime() + lifetime
-while not srv.stopped and core.monotime() < deadline do
-  assert(srv:step(0.25))
-end
-srv:close()
+srv = fixture.listen(opts, "abuse_fixture")
+fixture.serve(srv, lifetime)

@@ -1,6 +1,6 @@
 -- httpd_fixture.lua -- the server the httpd spec (and the benchmark) talks to.
 --   lua5.4 spec/support/httpd_fixture.lua [name=value ...]
--- Options are httpd.new options given as name=value (numbers converted),
+-- Options are smugoauth.http.server options given as name=value (numbers converted),
 -- plus lifetime=<seconds> (default 120; the process always exits by then) and
 -- tls_dir=<dir> (serve https with DIR/server.pem and DIR/server.key).
 -- body=<declaration> sets the option `body`: "none", "all" (true), or a
@@ -8,10 +8,11 @@
 -- "/echo,/small:16", lets /echo take bodies up to max_body and /small 16 bytes.
 -- Prints "PORT <n>" on stdout once listening, then serves until /stop,
 -- the lifetime ends, or it is killed.
-package.path = "lua/?.lua;" .. package.path
+package.path = "lua/?.lua;spec/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
-local httpd = require "smugoauth.httpd"
+local html = require "smugoauth.http.html"
 local core = require "smugoauth.core"
+local fixture = require "support.fixture_server"
 
 -- the option `body` from its command-line form
 local function body_decl(v)
@@ -26,17 +27,14 @@ local function body_decl(v)
   return t
 end
 
-local opts, lifetime = {body = body_decl("/echo,/small:16")}, 120
-for _, a in ipairs(arg) do
-  local k, v = a:match("^([%w_]+)=(.*)$")
-  assert(k, "bad argument: " .. a)
-  if k == "lifetime" then lifetime = tonumber(v)
-  elseif k == "body" then opts.body = body_decl(v)
+local opts, lifetime = fixture.args(arg, {body = body_decl("/echo,/small:16")}, function(k, v, o)
+  if k == "body" then o.body = body_decl(v)
   elseif k == "tls_dir" then
-    opts.tls = {mode = "server", protocol = "any", key = v .. "/server.key",
-                certificate = v .. "/server.pem", options = {"all"}}
-  else opts[k] = tonumber(v) or v end
-end
+    o.tls = {mode = "server", protocol = "any", key = v .. "/server.key",
+             certificate = v .. "/server.pem", options = {"all"}}
+  else return false end
+  return true
+end)
 
 local srv
 local big = string.rep("x", 100000)
@@ -88,7 +86,7 @@ local routes = {
   ["/badstatus"] = function() return "200", {}, "no" end,
   ["/close"] = function() return 200, {Connection = "close"}, "bye" end,
   ["/html"] = function(req)
-    return 200, {["Content-Type"] = "text/html"}, "<p>" .. httpd.escape_html(req.query) .. "</p>"
+    return 200, {["Content-Type"] = "text/html"}, "<p>" .. html.escape(req.query) .. "</p>"
   end,
   ["/stop"] = function() srv:stop() return 200, {}, "stopping" end,
   -- answers with the status ?code= (its status line shows the reason phrase)
@@ -118,16 +116,5 @@ opts.handler = function(req)
   if not route then return 404, {["Content-Type"] = "text/plain"}, "not found\n" end
   return route(req)
 end
-local err
-srv, err = httpd.new(opts)
-if not srv then
-  io.stderr:write("fixture: ", tostring(err), "\n")
-  os.exit(1)
-end
-io.stdout:write("PORT ", srv.port, "\n")
-io.stdout:flush()
-local deadline = core.monotime() + lifetime
-while not srv.stopped and core.monotime() < deadline do
-  assert(srv:step(0.25))
-end
-srv:close()
+srv = fixture.listen(opts, "fixture")
+fixture.serve(srv, lifetime)

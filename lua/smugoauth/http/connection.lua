@@ -1,0 +1,328 @@
+--- smugoauth.http.connection: one client connection of smugoauth.http.server,
+-- served by its own coroutine: bytes in and out of a non-blocking LuaSocket
+-- (or luasec) socket within the server's deadlines, every head parsed and
+-- every response written by smugoauth.http.codec, request bodies admitted (or
+-- refused) on the head alone against the app's declaration and the server's
+-- body budget.
+--
+-- The coroutine yields what it waits for: "r" or "w" (readiness of its
+-- socket), "again" (the next round: other connections go first), or `DONE`
+-- when the connection is finished. It is resumed with true (ready), or false
+-- (its deadline passed, or the server closes).
+-- @module smugoauth.http.connection
+local core = require "smugoauth.core"
+local codec = require "smugoauth.http.codec"
+local request = require "smugoauth.http.request"
+
+local sub, concat = string.sub, table.concat
+local create, yield = coroutine.create, coroutine.yield
+local monotime = core.monotime
+local type, tostring, setmetatable, xpcall, pcall = type, tostring, setmetatable, xpcall, pcall
+local traceback = debug.traceback
+local tointeger = math.tointeger
+local parse_head, keep_alive, split_body, expects_continue, serialize_response, error_response =
+  codec.parser_methods.parse, codec.keep_alive, codec.split_body, codec.expects_continue,
+  codec.serialize_response, codec.error_response
+
+local CHUNK = 65536          -- bytes asked of receive() at once
+local LINGER = 2             -- seconds to drain a client after we close our side
+local LINGER_BYTES = 1 << 20 -- and at most this much
+local BURST = 32             -- pipelined requests served before letting others run
+local RETRY_AFTER = 1        -- seconds, in the 503 sent when max_body_total is full
+
+--- What a connection's coroutine yields when it is finished.
+local DONE = {}
+
+-- ------------------------------------------------------------ I/O
+
+-- The time now, also kept as srv.now. srv.now is set once per poll round, and
+-- a handler (or many) may run for long within a round: every deadline is
+-- computed, and every expiry judged, from a fresh reading.
+local function clock(srv)
+  local now = monotime()
+  srv.now = now
+  return now
+end
+
+-- Log through the user's function; a failing logger must not kill the loop.
+local function log(srv, msg)
+  pcall(srv.log, msg)
+end
+
+-- The loop's own answer with this status (a refusal or a failure).
+local function refusal(code)
+  return error_response(code, code == 503 and RETRY_AFTER or nil)
+end
+
+-- Wait until the connection's socket is ready for `what` ("r" | "w") or, with
+-- "again", until the next round. False when the deadline passed or the server closes.
+local function wait(what)
+  return yield(what)
+end
+
+-- The next bytes from the client, or nil, "timeout" | "closed".
+local function recv(c)
+  local sock, srv = c.sock, c.srv
+  while true do
+    local data, err, partial = sock:receive(CHUNK)
+    if data then return data end
+    if partial and partial ~= "" then return partial end
+    if err == "timeout" or err == "wantread" then
+      if clock(srv) > c.deadline or not wait("r") then return nil, "timeout" end
+    elseif err == "wantwrite" then
+      if clock(srv) > c.deadline or not wait("w") then return nil, "timeout" end
+    else
+      return nil, "closed"
+    end
+  end
+end
+
+-- Send all of data within send_timeout (nowait: only what goes at once);
+-- true or nil.
+local function send_all(c, data, nowait)
+  local sock, srv, i, n = c.sock, c.srv, 1, #data
+  c.deadline = clock(srv) + srv.send_timeout
+  while true do
+    local last, err, partial = sock:send(data, i)
+    if last then return true end
+    if err == "timeout" or err == "wantwrite" or err == "wantread" then
+      if partial and partial >= i then i = partial + 1 end
+      if i > n then return true end
+      if nowait or clock(srv) > c.deadline or not wait(err == "wantread" and "r" or "w") then
+        return nil
+      end
+    else
+      return nil
+    end
+  end
+end
+
+-- After a closing response: stop sending, then read and discard what the client
+-- still sends (for a moment), so closing does not reset the connection before
+-- the client has read the response.
+local function linger(c)
+  local sock = c.sock
+  if not sock.shutdown then return end          -- TLS: just close
+  sock:shutdown("send")
+  c.deadline = clock(c.srv) + LINGER
+  local total = 0
+  while total < LINGER_BYTES do
+    local data = recv(c)
+    if not data then return end
+    total = total + #data
+  end
+end
+
+-- Answer with an error status, then close.
+local function refuse(c, code)
+  if send_all(c, refusal(code)) then linger(c) end
+  return DONE
+end
+
+-- ------------------------------------------------------------ requests
+
+-- The most body bytes req may carry, from the server's option `body` (capped
+-- by max_body), or nil and a message when the app's declaration failed.
+local function body_limit(srv, req)
+  local decl, limit = srv.body, nil
+  if decl == true then
+    limit = true
+  elseif type(decl) == "table" then
+    limit = decl[req.path]
+  elseif decl then
+    local ok, v = xpcall(decl, traceback, req)
+    if not ok then return nil, "body declaration error: " .. tostring(v) end
+    limit = v
+  end
+  if limit == nil or limit == false then return 0 end
+  if limit == true then return srv.max_body end
+  limit = type(limit) == "number" and tointeger(limit)
+  if not limit or limit < 0 then return nil, "invalid body limit from the body declaration" end
+  return limit < srv.max_body and limit or srv.max_body
+end
+
+-- Give back the connection's share of max_body_total (once; also when the
+-- connection is dropped half-way through a body).
+local function release(c)
+  local r = c.reserved
+  if r > 0 then
+    local srv = c.srv
+    srv.body_inflight = srv.body_inflight - r
+    c.reserved = 0
+  end
+end
+
+-- Read the head and body of the next request. Returns the request, or nil
+-- and a status to answer with (nil status: just close).
+local function read_request(c)
+  local srv, buf = c.srv, c.buf
+  if buf == "" then                      -- idle between requests
+    c.deadline = clock(srv) + (c.served > 0 and srv.idle_timeout or srv.request_timeout)
+    -- nothing buffered: let epoll say when the next request comes (saves a
+    -- receive() that would find nothing, on every keep-alive request)
+    -- (not with TLS: OpenSSL may hold bytes that epoll cannot see)
+    if not srv.tls and not c.sock:dirty() and not wait("r") then return nil end
+    local data = recv(c)
+    if not data then return nil end
+    buf = data
+  end
+  if c.served > 0 then c.deadline = clock(srv) + srv.request_timeout end
+
+  local parser = c.parser
+  local head, a, b = parse_head(parser, buf)
+  while not head do
+    if a then return nil, a end          -- refused: a is the status
+    local data, err = recv(c)
+    if not data then return nil, err == "timeout" and 408 or nil end
+    buf = b .. data                      -- b: the head so far
+    head, a, b = parse_head(parser, buf)
+  end
+  local from, clen = a, b                -- the body's first index, its length
+  local req = request.new(head, c.peer, srv.scheme)
+
+  -- the body: admitted (or refused) on the head alone, before any byte of it is read
+  if clen == 0 then
+    req.body = ""
+    c.buf = from <= #buf and sub(buf, from) or ""
+    return req
+  end
+  if clen > srv.max_body or clen > srv.max_body_total then return nil, 413 end
+  local limit, lerr = body_limit(srv, req)
+  if not limit then
+    log(srv, lerr)
+    return nil, 500
+  end
+  if clen > limit then return nil, 413 end
+  if srv.body_inflight + clen > srv.max_body_total then return nil, 503 end
+  srv.body_inflight, c.reserved = srv.body_inflight + clen, clen
+
+  local body, rest = split_body(buf, from, clen)
+  if body then
+    req.body, c.buf = body, rest
+    return req
+  end
+  if expects_continue(head) then
+    local deadline = c.deadline
+    if not send_all(c, codec.CONTINUE) then return nil end
+    c.deadline = deadline
+  end
+  c.buf = ""
+  local parts, n, need = {sub(buf, from)}, 1, rest
+  while need > 0 do
+    local data, err = recv(c)
+    if not data then return nil, err == "timeout" and 408 or nil end
+    n = n + 1
+    if #data > need then
+      parts[n] = sub(data, 1, need)
+      c.buf = sub(data, need + 1)
+      need = 0
+    else
+      parts[n] = data
+      need = need - #data
+    end
+  end
+  req.body = concat(parts)
+  return req
+end
+
+-- The connection's coroutine: serve requests until one side closes.
+local function serve(c)
+  local srv, sock = c.srv, c.sock
+  if srv.tls then
+    c.deadline = clock(srv) + srv.request_timeout
+    while true do
+      local ok, err = sock:dohandshake()
+      if ok then break end
+      if err == "wantread" or err == "timeout" then
+        if not wait("r") then return DONE end
+      elseif err == "wantwrite" then
+        if not wait("w") then return DONE end
+      else
+        return DONE
+      end
+    end
+  end
+  local burst = 0
+  while true do
+    local req, code = read_request(c)
+    if not req then
+      if code == 408 then                        -- best effort, no waiting
+        send_all(c, refusal(408), true)
+        return DONE
+      end
+      if code then return refuse(c, code) end
+      return DONE
+    end
+    c.served = c.served + 1
+
+    local keep = keep_alive(req)
+    local ok, status, hdrs, body = xpcall(srv.handler, traceback, req)
+    clock(srv)                                   -- the handler may have taken long
+    local resp, keep2
+    if ok then
+      resp, keep2 = serialize_response(req, keep, status, hdrs, body, srv:_date())
+      if not resp then
+        log(srv, "bad handler response: " .. keep2)
+        ok = false
+      end
+    else
+      log(srv, "handler error: " .. tostring(status))
+    end
+    if not ok then
+      resp, keep2 = refusal(500), false
+    end
+    -- the request body is done with: do not pin it while the response goes
+    -- out or the next request is awaited, and give back its budget
+    req, status, hdrs, body = nil, nil, nil, nil  -- luacheck: ignore 311
+    release(c)
+    if not send_all(c, resp) then return DONE end
+    if not keep2 then
+      linger(c)
+      return DONE
+    end
+    burst = burst + 1
+    if burst >= BURST and c.buf ~= "" then      -- let the others run
+      burst = 0
+      if not wait("again") then return DONE end
+    elseif c.buf == "" then
+      burst = 0
+    end
+  end
+end
+
+-- ------------------------------------------------------------ the object
+
+local methods = {}
+local mt = {__name = "smugoauth.HttpConnection", __index = methods}
+
+--- A connection of srv on sock, whose coroutine `c.co` is to be resumed
+-- first with c itself.
+--
+-- Options (all required):
+--
+--  - `srv`: the server (its options, `now`, `body_inflight`, `handler`,
+--    `body`, `log`, `scheme`, `tls`, `_date()`).
+--  - `sock`: the accepted socket (non-blocking; luasec-wrapped for TLS).
+--  - `fd`: its descriptor (watched by the server's poller).
+--  - `peer`: `"ip:port"` of the client, as requests show it.
+-- @return the connection
+local function new(srv, sock, fd, peer)
+  return setmetatable({
+    srv = srv, sock = sock, fd = fd, peer = peer, want = "r", buf = "", served = 0,
+    deadline = 0, reserved = 0, parser = codec.new_parser(srv), co = create(serve),
+  }, mt)
+end
+
+--- Give back the connection's share of the body budget and close its socket
+-- (the server forgets it first).
+function methods:close()
+  release(self)
+  self.sock:close()
+end
+
+return {
+  new = new,
+  DONE = DONE,
+  methods = methods,
+  mt = mt,
+}
