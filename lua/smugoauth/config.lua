@@ -8,20 +8,28 @@
 local cjson = require "cjson.safe"
 local errors = require "smugoauth.errors"
 
-local M = {}
+-- Where the format is shown.
+local EXAMPLE = "examples/config.example.json"
 
-M.EXAMPLE = "examples/config.example.json"
+-- The optional keys of a config file (each overridable by SMUGOAUTH_<KEY>).
+local OPTIONAL = { "oauth_origin", "api_origin", "upload_origin", "ca_file" }
 
-M.OPTIONAL = { "oauth_origin", "api_origin", "upload_origin", "ca_file" }
+--- SmugMug's origins: what a client talks to unless a config or its options
+-- say otherwise (and what old credential files were issued for).
+local ORIGINS = {
+  oauth_origin = "https://secure.smugmug.com",
+  api_origin = "https://api.smugmug.com",
+  upload_origin = "https://upload.smugmug.com",
+}
 
 local function fail(path, what)
   return nil, errors.new("config", string.format(
     "%s: %s (see %s for the format: {\"key\": \"...\", \"secret\": \"...\"})",
-    path, what, M.EXAMPLE), { path = path })
+    path, what, EXAMPLE), { path = path })
 end
 
 --- The path used when none is given.
-function M.default_path(getenv)
+local function default_path(getenv)
   getenv = getenv or os.getenv
   local p = getenv("SMUGOAUTH_CONFIG")
   if p and p ~= "" then return p end
@@ -32,13 +40,13 @@ end
 -- optional origins, or nil, err (code "config").
 -- @param path optional; default `default_path()`
 -- @param getenv optional os.getenv replacement (tests)
-function M.load(path, getenv)
+local function load(path, getenv)
   getenv = getenv or os.getenv
-  path = path or M.default_path(getenv)
+  path = path or default_path(getenv)
   local f, oerr = io.open(path, "rb")
   if not f then
     if oerr and oerr:find("No such file", 1, true) then
-      return fail(path, "file not found; copy " .. M.EXAMPLE .. " there and fill in your API key")
+      return fail(path, "file not found; copy " .. EXAMPLE .. " there and fill in your API key")
     end
     return fail(path, "cannot be read (" .. tostring(oerr) .. ")")
   end
@@ -58,7 +66,7 @@ function M.load(path, getenv)
     if v == "" then return fail(path, "\"" .. k .. "\" is empty") end
     conf[k] = v
   end
-  for _, k in ipairs(M.OPTIONAL) do
+  for _, k in ipairs(OPTIONAL) do
     local v = data[k]
     if v ~= nil and v ~= cjson.null then
       if type(v) ~= "string" then return fail(path, "\"" .. k .. "\" must be a string") end
@@ -71,4 +79,10 @@ function M.load(path, getenv)
   return conf
 end
 
-return M
+return {
+  load = load,
+  default_path = default_path,
+  EXAMPLE = EXAMPLE,
+  OPTIONAL = OPTIONAL,
+  ORIGINS = ORIGINS,
+}
