@@ -32,6 +32,13 @@ local function check_origin(name, v, insecure)
   util.check_clear("smugoauth.new", name .. " " .. v, "requests", v, insecure, 3)
 end
 
+-- A value that goes into a header line as is: no CR, LF or NUL.
+local function check_header_value(name, v)
+  if v and v:find("[%z\r\n]") then
+    error(("smugoauth.new: %s must not contain CR, LF or NUL"):format(name), 3)
+  end
+end
+
 --- The options of `smugoauth.new`, declared once: name, type, default, and
 --   http    passed on to the C HTTP client (core.http_new) of the client and
 --           of each of its sessions
@@ -54,7 +61,7 @@ local OPTIONS = {
   { "connect_timeout", "number", 10, http = true, doc = "seconds to connect" },
   { "max_body", "number", 64 * 1024 * 1024, http = true,
     doc = "bytes: the cap on a response body (over it: code too_large)" },
-  { "user_agent", "string", "smugoauth/" .. core.version, http = true,
+  { "user_agent", "string", "smugoauth/" .. core.version, http = true, check = check_header_value,
     doc = "the User-Agent header of every request" },
   { "signature_method", "string", "HMAC-SHA1",
     doc = '"HMAC-SHA1", "HMAC-SHA256", "HMAC-SHA512", "PLAINTEXT" (https only) or "RSA-SHA1"' },

@@ -28,12 +28,17 @@ local function fail(path, what)
     path, what, EXAMPLE), { path = path })
 end
 
+--- An environment variable's value when it is set and not empty, else nil
+-- (`getenv`: an os.getenv replacement, for tests).
+local function env(name, getenv)
+  local v = (getenv or os.getenv)(name)
+  if v ~= nil and v ~= "" then return v end
+  return nil
+end
+
 --- The path used when none is given.
 local function default_path(getenv)
-  getenv = getenv or os.getenv
-  local p = getenv("SMUGOAUTH_CONFIG")
-  if p and p ~= "" then return p end
-  return "config.json"
+  return env("SMUGOAUTH_CONFIG", getenv) or "config.json"
 end
 
 --- Load and check a config file. Returns a table with key, secret and the
@@ -72,8 +77,7 @@ local function load(path, getenv)
       if type(v) ~= "string" then return fail(path, "\"" .. k .. "\" must be a string") end
       conf[k] = v
     end
-    local env = getenv("SMUGOAUTH_" .. k:upper())
-    if env and env ~= "" then conf[k] = env end
+    conf[k] = env("SMUGOAUTH_" .. k:upper(), getenv) or conf[k]
   end
   conf.path = path
   return conf
@@ -81,6 +85,7 @@ end
 
 return {
   load = load,
+  env = env,
   default_path = default_path,
   EXAMPLE = EXAMPLE,
   OPTIONAL = OPTIONAL,

@@ -13,13 +13,12 @@ local config = require "smugoauth.config"
 
 --- The credentials file used when none is given.
 local function default_path(getenv)
-  getenv = getenv or os.getenv
-  local p = getenv("SMUGOAUTH_CREDENTIALS")
-  if p and p ~= "" then return p end
-  local base = getenv("XDG_CONFIG_HOME")
-  if not base or base == "" then
-    local home = getenv("HOME")
-    if not home or home == "" then return nil end
+  local p = config.env("SMUGOAUTH_CREDENTIALS", getenv)
+  if p then return p end
+  local base = config.env("XDG_CONFIG_HOME", getenv)
+  if not base then
+    local home = config.env("HOME", getenv)
+    if not home then return nil end
     base = home .. "/.config"
   end
   return base .. "/smugoauth/credentials.json"

@@ -84,6 +84,7 @@ end
 
 function BUILD.url(o, _, session, fname, level)
   local url
+  if o.url and (o.path or o.origin) then error(fname .. ": give url, or path (and origin), not both", level + 1) end
   if o.url then
     if not o.url:match("^https?://[^/]") then error(fname .. ": url must be an absolute http(s) URL", level + 1) end
     url = o.url
