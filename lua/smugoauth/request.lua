@@ -70,10 +70,19 @@ local OPTIONS = {
 }
 local TYPES = util.option_types(OPTIONS)
 
+-- A new table with a slot for each C field (all false, each then set by
+-- prepare): one constructor generated from C_FIELDS, so that filling it
+-- never grows it.
+local new_creq = assert(load("return { " .. table.concat(C_FIELDS, " = false, ") .. " = false }",
+                             "=C_FIELDS", "t", {}))
+local CHECKED = {}                    -- the rows with a check
+for _, row in ipairs(OPTIONS) do if row.check then CHECKED[#CHECKED + 1] = row end end
+
 ------------------------------------------------------------------ prepare
 
 -- The C request fields composed from several options: function(o, p,
--- session, fname, level) -> the field's value (p: the fields built so far).
+-- session, fname, level) -> the field's value (p: where a builder leaves
+-- what a later one or sign needs: params, content_type).
 local BUILD = {}
 
 function BUILD.method(o, _, _, fname, level)
@@ -110,7 +119,7 @@ function BUILD.body(o, p, _, fname, level)
   local nbody = (o.json ~= nil and 1 or 0) + (o.form and 1 or 0) + (o.body and 1 or 0) +
                 (o.body_file and 1 or 0)
   if nbody > 1 then error(fname .. ": give only one of json, form, body, body_file", level + 1) end
-  p.content_type = o.content_type
+  p.params, p.content_type = nil, o.content_type
   if o.json ~= nil then
     local s, jerr = cjson.encode(o.json)
     if not s then error(fname .. ": json cannot be encoded: " .. tostring(jerr), level + 1) end
@@ -153,41 +162,43 @@ do
   for _, f in ipairs(C_FIELDS) do assert(BUILD[f] or TYPES[f], "C field " .. f .. " is never built") end
 end
 
---- Check request options and build the prepared request: the C request's
--- fields (but the Authorization header and the connection choice, which
--- sign adds), plus params (the signed form pairs) and policy (the retry
--- policy: o.retry, else `default_retry`, else the session's).
--- Misuse raises at `level` (as error's), naming fname.
+--- Check request options and prepare the request: `creq`, the request
+-- table the C client takes, built once from the options (sign then sets
+-- its Authorization header and connection choice for each try); method,
+-- url, headers (without Authorization) and fresh (the option) as built;
+-- params (the signed form pairs); policy (the retry policy: o.retry, else
+-- `default_retry`, else the session's). Misuse raises at `level` (as
+-- error's), naming fname.
 local function prepare(session, o, fname, level, default_retry)
   level = level + 1
   if type(o) ~= "table" then error(fname .. ": options must be a table", level) end
   util.check_options(fname, o, TYPES, level)
-  for _, row in ipairs(OPTIONS) do
-    if row.check and o[row[1]] ~= nil then row.check(fname, row[1], o[row[1]], level) end
+  for _, row in ipairs(CHECKED) do
+    if o[row[1]] ~= nil then row.check(fname, row[1], o[row[1]], level) end
   end
-  local p = {}
+  local scratch, creq = { params = false, content_type = false }, new_creq()
   for _, f in ipairs(C_FIELDS) do
     local build = BUILD[f]
-    if build then p[f] = build(o, p, session, fname, level) else p[f] = o[f] end
+    if build then creq[f] = build(o, scratch, session, fname, level) else creq[f] = o[f] end
   end
   local rp = o.retry
   if rp == nil then rp = default_retry end
   if rp == nil then rp = session.retry end
-  p.policy = retry.new(rp, fname, level)
-  return p
+  return { creq = creq, method = creq.method, url = creq.url, headers = creq.headers, fresh = creq.fresh,
+           params = scratch.params, policy = retry.new(rp, fname, level) }
 end
 
 ------------------------------------------------------------------ sign, send
 
---- Sign a prepared request afresh (a new nonce and timestamp) into the
--- request table the C client takes, and trace it. Returns the C request,
--- the base string and the tracer of its outcome (which knows the signature).
+--- Sign a prepared request afresh (a new nonce and timestamp): set the
+-- Authorization header and the connection choice of its C request, and
+-- trace it. Returns the C request, the base string and the tracer of its
+-- outcome (which knows the signature).
 local function sign(session, p)
   local auth, base_string = session.signer:authorization(p.method, p.url, p.params, true)
-  local creq = {}
-  for _, f in ipairs(C_FIELDS) do creq[f] = p[f] end
   local headers = { "Authorization: " .. auth }
   for i = 1, #p.headers do headers[i + 1] = p.headers[i] end
+  local creq = p.creq
   creq.headers = headers
   creq.fresh = p.policy:fresh(p.method, p.fresh)
   return creq, base_string, session.trace:request(p.method, p.url, headers, base_string)
@@ -216,17 +227,19 @@ end
 ------------------------------------------------------------------ retry
 
 --- Run prepared requests until each succeeds or its policy gives up:
--- `run(session, preps, round)` where `round(pending)` sends the prepared
--- requests with those indexes (once each, signed afresh) and returns, in
--- the same order, a response or an error object for each. Returns the
--- results in the order of preps; each error carries `attempts`.
-local function run(session, preps, round)
+-- `run(session, preps, round [, outs, t0])` where `round(pending)` sends the
+-- prepared requests with those indexes (once each, signed afresh) and
+-- returns, in the same order, a response or an error object for each.
+-- `outs`, `t0`: the outcomes of a first round already made at clock t0.
+-- Returns the results in the order of preps; each error carries `attempts`.
+local function run(session, preps, round, outs, t0)
   local results, pending = {}, {}
   for i = 1, #preps do pending[i] = i end
-  local attempt, t0 = 0, retry.clock()
+  local attempt = 0
+  t0 = t0 or retry.clock()
   while #pending > 0 do
     attempt = attempt + 1
-    local outs = round(pending)
+    if attempt > 1 or not outs then outs = round(pending) end
     local candidates, delay, waiter = {}, 0, nil
     for j, i in ipairs(pending) do
       local r, p = outs[j], preps[i]
@@ -266,7 +279,10 @@ end
 -- Returns the response (status, headers, body, json()) or nil, err.
 local function request(session, o)
   local p = prepare(session, o, "request", 2)
-  local r = run(session, { p }, function() return { try(session, p) } end)[1]
+  local t0 = retry.clock()
+  local r = try(session, p)
+  if not errors.is(r) then return r end                -- (no retry loop to set up)
+  r = run(session, { p }, function() return { try(session, p) } end, { r }, t0)[1]
   if errors.is(r) then return nil, r end
   return r
 end

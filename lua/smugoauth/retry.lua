@@ -45,7 +45,11 @@ local TYPES = util.option_types(OPTIONS)
 --            sleep     socket.sleep  function(seconds) that waits
 --   fname, level: who raises on misuse (unknown option, wrong type), and at
 --          which level (as error's), for the message.
+local DEFAULT, OFF                   -- the policies of nil and false, made once
+
 local function new(opts, fname, level)
+  if opts == nil and DEFAULT then return DEFAULT end
+  if opts == false and OFF then return OFF end
   level = (level or 1) + 1
   fname = (fname or "retry") .. ": retry"
   if opts == false then opts = { attempts = 1 } end
@@ -64,6 +68,7 @@ local function new(opts, fname, level)
   self.attempts = n
   return setmetatable(self, mt)
 end
+DEFAULT, OFF = new(nil), new(false)
 
 --- Whether a `method` request goes out on a new connection. libcurl re-sends
 -- a request unchanged (the same nonce) when a reused connection dies before
