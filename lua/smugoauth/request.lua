@@ -35,7 +35,7 @@ end
 --   doc     what it does, and its default
 local OPTIONS = {
   { "method", "string", to = "method", signed = true,
-    doc = '"GET" (any case; letters only)' },
+    doc = '"GET": an HTTP method token, upper-cased' },
   { "path", "string", to = "url", signed = true,
     doc = "a path starting with /, under origin (the client's api_origin by default)" },
   { "origin", "string", to = "url", signed = true,
@@ -85,9 +85,14 @@ for _, row in ipairs(OPTIONS) do if row.check then CHECKED[#CHECKED + 1] = row e
 -- what a later one or sign needs: params, content_type).
 local BUILD = {}
 
+-- An HTTP method is a token (RFC 9110 5.6.2), as the C client takes it.
+local TOKEN = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
+
 function BUILD.method(o, _, _, fname, level)
   local method = (o.method or "GET"):upper()
-  if not method:match("^[A-Z]+$") then error(fname .. ": bad method " .. tostring(o.method), level + 1) end
+  if #method > 32 or not method:match(TOKEN) then
+    error(fname .. ": bad method " .. tostring(o.method) .. " (an HTTP token expected)", level + 1)
+  end
   return method
 end
 

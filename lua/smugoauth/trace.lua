@@ -91,6 +91,7 @@ end
 
 local SECRET_HEADERS = { cookie = true, ["set-cookie"] = true }
 
+--- Emit one line (prefixed "smugoauth: ", redacted), when tracing.
 function methods:line(s)
   if self.emit then self.emit("smugoauth: " .. self:redact(s)) end
 end
@@ -152,10 +153,12 @@ function methods:response(res)
   end
 end
 
+--- Trace a request's failure (an error object).
 function methods:failure(err)
   if self.emit then self:line("! " .. tostring(err)) end
 end
 
+--- Trace a note about what the library does (e.g. a retry).
 function methods:note(s)
   if self.emit then self:line("  " .. s) end
 end
