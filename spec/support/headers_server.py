@@ -7,19 +7,16 @@ what arrived, for the library specs that check what reaches the wire:
 
 ("stat": "ok" makes it an upload origin too.) Keep-alive HTTP/1.1.
 
-    headers_server.py [--parent-pid PID] [--max-life S]
+    headers_server.py [--max-life S]
 
 Binds 127.0.0.1 on a free port and prints "PORT <n>" as its first line;
-exits on SIGTERM, after --max-life seconds (300), or when --parent-pid is
-gone. Stdlib only.
+exits on SIGTERM or after --max-life seconds (300). Stdlib only.
 """
 import argparse
 import http.server
 import json
-import os
+import signal
 import sys
-import threading
-import time
 import urllib.parse
 
 
@@ -60,24 +57,10 @@ class Server(http.server.ThreadingHTTPServer):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--parent-pid", type=int, default=0)
-    ap.add_argument("--max-life", type=float, default=300)
+    ap.add_argument("--max-life", type=int, default=300)
     cfg = ap.parse_args()
+    signal.alarm(cfg.max_life)          # a spec that died without killing us: gone anyway
     srv = Server(("127.0.0.1", 0), Handler)
-
-    def watch():
-        deadline = time.monotonic() + cfg.max_life
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            if cfg.parent_pid:
-                try:
-                    os.kill(cfg.parent_pid, 0)
-                except ProcessLookupError:
-                    break
-                except PermissionError:
-                    pass
-        srv.shutdown()
-    threading.Thread(target=watch, daemon=True).start()
     sys.stdout.write("PORT %d\n" % srv.server_address[1])
     sys.stdout.flush()
     srv.serve_forever()
