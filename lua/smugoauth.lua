@@ -3,66 +3,21 @@
 -- the flows, the API session and the sugar around them.
 -- @module smugoauth
 local core = require "smugoauth.core"
-
-local M = {
-  _VERSION = "smugoauth " .. core.version,
-  version = core.version,
-  core = core,
-}
-
---- Percent-encode the bytes of `s` as RFC 5849 section 3.6 says.
--- @function percent_encode
-M.percent_encode = core.percent_encode
-
---- Decode `%XX` escapes; `+` is a space unless `plus` is false.
--- @function percent_decode
-M.percent_decode = core.percent_decode
-
---- The signature base string of a request: `base_string(method, url [, params])`.
--- `params` is an array of `{name, value}` pairs or a map of name to a string
--- or an array of strings (decoded values, e.g. a form body).
--- @function base_string
-M.base_string = core.base_string
-
---- Sign a request. Options: method (default "GET"), url, params, consumer_key,
--- consumer_secret, token, token_secret, signature_method ("HMAC-SHA1" default,
--- "HMAC-SHA256", "HMAC-SHA512", "PLAINTEXT", "RSA-SHA1"), rsa_key (PEM),
--- callback, verifier, realm, nonce, timestamp, version ("1.0"; false omits it).
--- Returns a table with signature, base_string, authorization, query, oauth
--- (array of {name, value} pairs), nonce and timestamp.
--- @function sign
-M.sign = core.sign
-
---- Decode an `application/x-www-form-urlencoded` string into {name, value} pairs.
--- @function parse_form
-M.parse_form = core.parse_form
-
---- A signer object for one set of credentials (the keyed MAC state is kept
--- between calls): `smugoauth.signer{consumer_key=, consumer_secret=, token=,
--- token_secret=, signature_method=, rsa_key=, realm=, version=}` with
--- `s:authorization(method, url [, params [, true]])` -> "OAuth ..." (and the
--- base string when the fourth argument is true), and
--- `s:sign(method, url [, params])` -> the same table as `sign`.
--- @function signer
-M.signer = core.signer
-
 local client = require "smugoauth.client"
 local config = require "smugoauth.config"
+local credentials = require "smugoauth.credentials"
 local errors = require "smugoauth.errors"
-
---- Create a client: see `smugoauth.client.new` for the options.
--- @function new
-M.new = client.new
+local response = require "smugoauth.response"
+local upload = require "smugoauth.upload"
 
 --- Create a client from a config file (default: `SMUGOAUTH_CONFIG` or
 -- `./config.json`). Returns the client, or nil, err (code "config").
 -- Extra options (e.g. debug, timeout) may be given as the second argument.
-function M.from_config(path, opts)
+local function from_config(path, opts)
   local conf, err = config.load(path)
   if not conf then return nil, err end
-  local o = { key = conf.key, secret = conf.secret, oauth_origin = conf.oauth_origin,
-              api_origin = conf.api_origin, upload_origin = conf.upload_origin,
-              ca_file = conf.ca_file }
+  local o = { key = conf.key, secret = conf.secret }
+  for _, k in ipairs(config.OPTIONAL) do o[k] = conf[k] end
   for k, v in pairs(opts or {}) do o[k] = v end
   local c = client.new(o)
   c.config_path = conf.path       -- named when stored credentials do not fit it
@@ -75,11 +30,10 @@ end
 -- upload origins (see smugoauth.credentials.check for files written by older
 -- versions); otherwise nil, err (code "config") and the token goes nowhere.
 -- Scripts that read a config they do not control should pass the client.
-function M.load_credentials(path, c)
+local function load_credentials(path, c)
   if c ~= nil and (type(c) ~= "table" or type(c.api_origin) ~= "string") then
     error("load_credentials: the second argument must be a client", 2)
   end
-  local credentials = require "smugoauth.credentials"
   local data, err = credentials.load(path)
   if not data then return nil, err end
   if c ~= nil then
@@ -90,8 +44,59 @@ function M.load_credentials(path, c)
   return data.token, data.secret, data
 end
 
-M.errors = errors
-M.config = config
-M.Response = client.Response
+return {
+  _VERSION = "smugoauth " .. core.version,
+  version = core.version,
+  core = core,
 
-return M
+  --- Percent-encode the bytes of `s` as RFC 5849 section 3.6 says.
+  -- @function percent_encode
+  percent_encode = core.percent_encode,
+
+  --- Decode `%XX` escapes; `+` is a space unless `plus` is false.
+  -- @function percent_decode
+  percent_decode = core.percent_decode,
+
+  --- The signature base string of a request: `base_string(method, url [, params])`.
+  -- `params` is an array of `{name, value}` pairs or a map of name to a string
+  -- or an array of strings (decoded values, e.g. a form body).
+  -- @function base_string
+  base_string = core.base_string,
+
+  --- Sign a request. Options: method (default "GET"), url, params, consumer_key,
+  -- consumer_secret, token, token_secret, signature_method ("HMAC-SHA1" default,
+  -- "HMAC-SHA256", "HMAC-SHA512", "PLAINTEXT", "RSA-SHA1"), rsa_key (PEM),
+  -- callback, verifier, realm, nonce, timestamp, version ("1.0"; false omits it).
+  -- Returns a table with signature, base_string, authorization, query, oauth
+  -- (array of {name, value} pairs), nonce and timestamp.
+  -- @function sign
+  sign = core.sign,
+
+  --- Decode an `application/x-www-form-urlencoded` string into {name, value} pairs.
+  -- @function parse_form
+  parse_form = core.parse_form,
+
+  --- A signer object for one set of credentials (the keyed MAC state is kept
+  -- between calls): `smugoauth.signer{consumer_key=, consumer_secret=, token=,
+  -- token_secret=, signature_method=, rsa_key=, realm=, version=}` with
+  -- `s:authorization(method, url [, params [, true]])` -> "OAuth ..." (and the
+  -- base string when the fourth argument is true), and
+  -- `s:sign(method, url [, params])` -> the same table as `sign`.
+  -- @function signer
+  signer = core.signer,
+
+  --- Create a client: see `smugoauth.client` (its OPTIONS) for the options.
+  -- @function new
+  new = client.new,
+  from_config = from_config,
+  load_credentials = load_credentials,
+
+  --- The content type uploads use for a file name (by its extension).
+  -- @function content_type_for
+  content_type_for = upload.content_type_for,
+
+  errors = errors,
+  config = config,
+  --- The metatable of responses (`getmetatable(res) == smugoauth.Response`).
+  Response = response.mt,
+}

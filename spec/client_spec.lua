@@ -93,10 +93,10 @@ describe("smugoauth client against the sandbox", function()
       local res = assert(api.http:request { method = "GET", url = sb.origin .. "/api/v2!authuser?x=2",
                                             headers = { "Authorization: " .. auth } })
       assert.equal(401, res.status)
-      local client_mod = require "smugoauth.client"
+      local response = require "smugoauth.response"
       local resp = setmetatable({ status = res.status, body = res.body,
-        headers = { ["content-type"] = "application/x-www-form-urlencoded" } }, client_mod.Response)
-      local err = client_mod._http_error(resp, "GET", sb.origin .. "/api/v2!authuser?x=2",
+        headers = { ["content-type"] = "application/x-www-form-urlencoded" } }, smugoauth.Response)
+      local err = response.http_error(resp, "GET", sb.origin .. "/api/v2!authuser?x=2",
         signer:sign("GET", sb.origin .. "/api/v2!authuser?x=1").base_string)
       local msg = tostring(err)
       assert.matches("only in ours:   x=1", msg, 1, true)

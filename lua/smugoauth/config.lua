@@ -8,37 +8,50 @@
 local cjson = require "cjson.safe"
 local errors = require "smugoauth.errors"
 
-local M = {}
+-- Where the format is shown.
+local EXAMPLE = "examples/config.example.json"
 
-M.EXAMPLE = "examples/config.example.json"
+-- The optional keys of a config file (each overridable by SMUGOAUTH_<KEY>).
+local OPTIONAL = { "oauth_origin", "api_origin", "upload_origin", "ca_file" }
 
-M.OPTIONAL = { "oauth_origin", "api_origin", "upload_origin", "ca_file" }
+--- SmugMug's origins: what a client talks to unless a config or its options
+-- say otherwise (and what old credential files were issued for).
+local ORIGINS = {
+  oauth_origin = "https://secure.smugmug.com",
+  api_origin = "https://api.smugmug.com",
+  upload_origin = "https://upload.smugmug.com",
+}
 
 local function fail(path, what)
   return nil, errors.new("config", string.format(
     "%s: %s (see %s for the format: {\"key\": \"...\", \"secret\": \"...\"})",
-    path, what, M.EXAMPLE), { path = path })
+    path, what, EXAMPLE), { path = path })
+end
+
+--- An environment variable's value when it is set and not empty, else nil
+-- (`getenv`: an os.getenv replacement, for tests).
+local function env(name, getenv)
+  local v = (getenv or os.getenv)(name)
+  if v ~= nil and v ~= "" then return v end
+  return nil
 end
 
 --- The path used when none is given.
-function M.default_path(getenv)
-  getenv = getenv or os.getenv
-  local p = getenv("SMUGOAUTH_CONFIG")
-  if p and p ~= "" then return p end
-  return "config.json"
+local function default_path(getenv)
+  return env("SMUGOAUTH_CONFIG", getenv) or "config.json"
 end
 
 --- Load and check a config file. Returns a table with key, secret and the
 -- optional origins, or nil, err (code "config").
 -- @param path optional; default `default_path()`
 -- @param getenv optional os.getenv replacement (tests)
-function M.load(path, getenv)
+local function load(path, getenv)
   getenv = getenv or os.getenv
-  path = path or M.default_path(getenv)
+  path = path or default_path(getenv)
   local f, oerr = io.open(path, "rb")
   if not f then
     if oerr and oerr:find("No such file", 1, true) then
-      return fail(path, "file not found; copy " .. M.EXAMPLE .. " there and fill in your API key")
+      return fail(path, "file not found; copy " .. EXAMPLE .. " there and fill in your API key")
     end
     return fail(path, "cannot be read (" .. tostring(oerr) .. ")")
   end
@@ -58,17 +71,23 @@ function M.load(path, getenv)
     if v == "" then return fail(path, "\"" .. k .. "\" is empty") end
     conf[k] = v
   end
-  for _, k in ipairs(M.OPTIONAL) do
+  for _, k in ipairs(OPTIONAL) do
     local v = data[k]
     if v ~= nil and v ~= cjson.null then
       if type(v) ~= "string" then return fail(path, "\"" .. k .. "\" must be a string") end
       conf[k] = v
     end
-    local env = getenv("SMUGOAUTH_" .. k:upper())
-    if env and env ~= "" then conf[k] = env end
+    conf[k] = env("SMUGOAUTH_" .. k:upper(), getenv) or conf[k]
   end
   conf.path = path
   return conf
 end
 
-return M
+return {
+  load = load,
+  env = env,
+  default_path = default_path,
+  EXAMPLE = EXAMPLE,
+  OPTIONAL = OPTIONAL,
+  ORIGINS = ORIGINS,
+}

@@ -9,18 +9,16 @@
 local core = require "smugoauth.core"
 local cjson = require "cjson.safe"
 local errors = require "smugoauth.errors"
-
-local M = {}
+local config = require "smugoauth.config"
 
 --- The credentials file used when none is given.
-function M.default_path(getenv)
-  getenv = getenv or os.getenv
-  local p = getenv("SMUGOAUTH_CREDENTIALS")
-  if p and p ~= "" then return p end
-  local base = getenv("XDG_CONFIG_HOME")
-  if not base or base == "" then
-    local home = getenv("HOME")
-    if not home or home == "" then return nil end
+local function default_path(getenv)
+  local p = config.env("SMUGOAUTH_CREDENTIALS", getenv)
+  if p then return p end
+  local base = config.env("XDG_CONFIG_HOME", getenv)
+  if not base then
+    local home = config.env("HOME", getenv)
+    if not home then return nil end
     base = home .. "/.config"
   end
   return base .. "/smugoauth/credentials.json"
@@ -32,11 +30,11 @@ end
 
 --- Save `{token=, secret=, ...}` to path (default `default_path()`).
 -- Returns true or nil, err (code "io").
-function M.save(data, path)
+local function save(data, path)
   if type(data) ~= "table" or type(data.token) ~= "string" or type(data.secret) ~= "string" then
     error("credentials.save: a table with token and secret strings expected", 2)
   end
-  path = path or M.default_path()
+  path = path or default_path()
   if not path then return no_path() end
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then
@@ -50,7 +48,7 @@ function M.save(data, path)
 end
 
 --- The largest credentials file load reads (bytes).
-M.MAX_SIZE = 4 * 1024 * 1024
+local MAX_SIZE = 4 * 1024 * 1024
 
 --- Load credentials. Returns the table, or nil, err: code "config" when the
 -- file is missing (err.missing), refused, unreadable or malformed. The file
@@ -58,10 +56,10 @@ M.MAX_SIZE = 4 * 1024 * 1024
 -- on that descriptor (a regular file, ours, no group or other permission
 -- bits, in a directory only we or root own and write) and read from it.
 -- A path with a NUL byte raises.
-function M.load(path)
-  path = path or M.default_path()
+local function load(path)
+  path = path or default_path()
   if not path then return no_path() end
-  local text, msg, code = core.read_private(path, M.MAX_SIZE)
+  local text, msg, code = core.read_private(path, MAX_SIZE)
   if not text then
     if code == "missing" then
       return nil, errors.new("config", path .. ": no stored credentials (run `smugoauth login`)",
@@ -114,7 +112,7 @@ end
 -- opts (both optional, for the message): `config`, the name of what set the
 -- client's origins (a config file's path), or a function(field) -> that name;
 -- `credentials`, the credentials file's path.
-function M.check(record, client, opts)
+local function check(record, client, opts)
   if type(record) ~= "table" then error("credentials.check: a credentials table expected", 2) end
   if type(client) ~= "table" or type(client.api_origin) ~= "string" or type(client.key) ~= "string" then
     error("credentials.check: a client expected", 2)
@@ -131,9 +129,7 @@ function M.check(record, client, opts)
       "%s gives; run `smugoauth login`"):format(where, source("key")),
       { field = "key", path = opts.credentials })
   end
-  local c = require "smugoauth.client"
-  local defaults = { api_origin = c.API_ORIGIN, upload_origin = c.UPLOAD_ORIGIN, oauth_origin = c.OAUTH_ORIGIN }
-  local issued, old = issued_for(record, defaults)
+  local issued, old = issued_for(record, config.ORIGINS)
   for _, k in ipairs(ORIGINS) do
     if client[k] ~= issued[k] then
       local msg = ("%s asks for %s %s, but the stored credentials%s were issued for %s; " ..
@@ -152,12 +148,19 @@ function M.check(record, client, opts)
 end
 
 --- Remove stored credentials; true, or nil, err.
-function M.remove(path)
-  path = path or M.default_path()
+local function remove(path)
+  path = path or default_path()
   if not path then return no_path() end
   local ok, msg = os.remove(path)
   if not ok and core.file_mode(path) then return nil, errors.new("io", msg, { path = path }) end
   return true
 end
 
-return M
+return {
+  default_path = default_path,
+  save = save,
+  load = load,
+  check = check,
+  remove = remove,
+  MAX_SIZE = MAX_SIZE,
+}

@@ -14,13 +14,11 @@
 -- Other fields when known: message, status, problem (oauth_problem), body,
 -- headers, url (without query string), attempts.
 -- @module smugoauth.errors
-local M = {}
 
-local Error = {}
-Error.__name = "smugoauth.Error"
-Error.__index = Error
+local methods = {}
+local mt = { __name = "smugoauth.Error", __index = methods }
 
-function Error.__tostring(e)
+function mt.__tostring(e)
   local s = "smugoauth: " .. e.code
   if e.status then s = s .. " (HTTP " .. e.status .. ")" end
   if e.problem then s = s .. " [" .. e.problem .. "]" end
@@ -28,21 +26,29 @@ function Error.__tostring(e)
 end
 
 --- Make an error: `errors.new(code, message [, fields])`.
-function M.new(code, message, fields)
+-- `fields` (optional, default {}) becomes the error object itself: any of
+-- status, problem, body, headers, url, method, response, attempts, path...
+local function new(code, message, fields)
   local e = fields or {}
   e.code, e.message = code, message
-  return setmetatable(e, Error)
+  return setmetatable(e, mt)
 end
 
 --- True when `v` is a smugoauth error object.
-function M.is(v)
-  return getmetatable(v) == Error
+local function is(v)
+  return getmetatable(v) == mt
 end
 
 --- Strip the query string and fragment from a URL (they may hold signatures).
-function M.safe_url(url)
+local function safe_url(url)
   return (tostring(url):gsub("[?#].*$", ""))
 end
 
-M.Error = Error
-return M
+return {
+  new = new,
+  is = is,
+  safe_url = safe_url,
+  methods = methods,
+  mt = mt,
+  Error = mt,          -- the name it had before (the metatable of every error)
+}

@@ -3,13 +3,8 @@
 -- @module smugoauth.json
 local cjson = require "cjson.safe"
 
-local M = {}
-
-M.null = cjson.null
-M.decode = cjson.decode
-
 --- Compact encoding (lua-cjson).
-function M.encode(v)
+local function encode(v)
   return cjson.encode(v)
 end
 
@@ -60,16 +55,22 @@ local function pretty(v, indent, out, step)
 end
 
 --- Pretty-print a decoded value with 2-space indentation and sorted keys.
-function M.pretty(v)
+local function pretty_print(v)
   local out = {}
   pretty(v, "", out, "  ")
   return table.concat(out)
 end
 
 --- Compact, but with "/" left as is.
-function M.compact(v)
+local function compact(v)
   local s = cjson.encode(v)
   return s and (s:gsub("\\/", "/"))
 end
 
-return M
+return {
+  null = cjson.null,
+  decode = cjson.decode,
+  encode = encode,
+  pretty = pretty_print,
+  compact = compact,
+}

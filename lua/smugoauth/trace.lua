@@ -13,12 +13,9 @@
 local core = require "smugoauth.core"
 local util = require "smugoauth.util"
 
-local M = {}
-
-local Tracer = {}
-Tracer.__name = "smugoauth.Tracer"
-Tracer.__index = Tracer
-Tracer.__tostring = function() return "smugoauth.Tracer" end   -- never its secrets
+local methods = {}
+local mt = { __name = "smugoauth.Tracer", __index = methods,
+             __tostring = function() return "smugoauth.Tracer" end }   -- never its secrets
 
 -- How many secrets a tracer remembers from past calls (tracer:remember).
 local REMEMBER = 32
@@ -27,8 +24,7 @@ local REMEMBER = 32
 -- and those of its parent (a tracer made by `with` sees what its parent
 -- learns later).
 local function make(emit, values, parent)
-  return setmetatable({ emit = emit, enabled = emit ~= nil, _values = values, _parent = parent },
-                      Tracer)
+  return setmetatable({ emit = emit, enabled = emit ~= nil, _values = values, _parent = parent }, mt)
 end
 
 -- The n arguments that are non-empty strings.
@@ -41,10 +37,12 @@ local function collect(n, ...)
   return values
 end
 
---- A tracer: `trace.new(debug [, secret...])` with debug nil/false/true or a
--- function(line); the secrets (strings; nil is skipped) are redacted from
--- every line and from `tracer:redact(s)`.
-function M.new(debug, ...)
+--- A tracer: `trace.new(debug [, secret...])`.
+--   debug    nil (default): on when SMUGOAUTH_DEBUG is set and not "0";
+--            false: off; true: lines to stderr; a function(line): called per line
+--   secret   strings redacted from every line and from `tracer:redact(s)`
+--            (nil and "" are skipped)
+local function new(debug, ...)
   if debug == nil then
     local env = os.getenv("SMUGOAUTH_DEBUG")
     debug = env ~= nil and env ~= "" and env ~= "0"
@@ -62,7 +60,7 @@ end
 
 --- The same output, redacting these secrets as well: `tracer:with(secret...)`
 -- (nil and empty values are skipped).
-function Tracer:with(...)
+function methods:with(...)
   return make(self.emit, collect(select("#", ...), ...), self)
 end
 
@@ -70,7 +68,7 @@ end
 -- from this one by `with`: the secrets of a finished OAuth flow (request
 -- token secret, verifier), which a later line might still show. The last 32
 -- are kept.
-function Tracer:remember(...)
+function methods:remember(...)
   local values, pinned = self._values, self._pinned or 0
   for _, v in ipairs(collect(select("#", ...), ...)) do
     values[#values + 1] = v
@@ -80,7 +78,7 @@ function Tracer:remember(...)
 end
 
 --- s with every secret this tracer knows removed (by value and by name).
-function Tracer:redact(s)
+function methods:redact(s)
   local t = self
   s = tostring(s)
   while t do
@@ -93,7 +91,8 @@ end
 
 local SECRET_HEADERS = { cookie = true, ["set-cookie"] = true }
 
-function Tracer:line(s)
+--- Emit one line (prefixed "smugoauth: ", redacted), when tracing.
+function methods:line(s)
   if self.emit then self.emit("smugoauth: " .. self:redact(s)) end
 end
 
@@ -112,7 +111,7 @@ end
 --- Trace a request; returns the tracer for what follows it (its response,
 -- its failure), which also knows the request's own secrets: the signature
 -- in its Authorization header and the values of its cookies.
-function Tracer:request(method, url, headers, base_string)
+function methods:request(method, url, headers, base_string)
   if not self.emit then return self end
   local extra = {}
   for _, h in ipairs(headers or {}) do
@@ -137,7 +136,7 @@ function Tracer:request(method, url, headers, base_string)
 end
 
 --- Trace a response (the values of cookies it sets are redacted throughout).
-function Tracer:response(res)
+function methods:response(res)
   if not self.emit then return end
   local extra = {}
   for _, h in ipairs(res.header_list or {}) do
@@ -154,14 +153,19 @@ function Tracer:response(res)
   end
 end
 
-function Tracer:failure(err)
+--- Trace a request's failure (an error object).
+function methods:failure(err)
   if self.emit then self:line("! " .. tostring(err)) end
 end
 
-function Tracer:note(s)
+--- Trace a note about what the library does (e.g. a retry).
+function methods:note(s)
   if self.emit then self:line("  " .. s) end
 end
 
---- A tracer that emits nothing (and redacts by name only).
-M.off = make(nil, {})
-return M
+return {
+  new = new,
+  off = make(nil, {}),        -- a tracer that emits nothing (and redacts by name only)
+  methods = methods,
+  mt = mt,
+}

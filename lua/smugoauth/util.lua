@@ -2,13 +2,13 @@
 -- header maps, redaction.
 -- @module smugoauth.util
 local core = require "smugoauth.core"
+local errors = require "smugoauth.errors"
 
-local M = {}
 local enc = core.percent_encode
 
 --- Check an options table against a spec `{name = "string" | "number" | ...}`;
 -- unknown keys and wrong types raise, naming the field.
-function M.check_options(fname, opts, spec, level)
+local function check_options(fname, opts, spec, level)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     error(string.format("%s: options must be a table (got %s)", fname, type(opts)), (level or 2) + 1)
@@ -26,9 +26,17 @@ function M.check_options(fname, opts, spec, level)
   return opts
 end
 
+--- The `{name = type}` map check_options takes, from declared option rows
+-- (`{name, type, ...}`: the first two fields of each row).
+local function option_types(rows)
+  local types = {}
+  for _, row in ipairs(rows) do types[row[1]] = row[2] end
+  return types
+end
+
 --- Pairs of a query/form table in a stable order: an array of {name, value}
 -- pairs as given, or a map (values may be arrays) sorted by name.
-function M.param_list(t)
+local function param_list(t)
   local out = {}
   if t == nil then return out end
   if t[1] ~= nil then
@@ -55,14 +63,14 @@ function M.param_list(t)
 end
 
 --- Encode pairs as `a=b&c=d` with RFC 5849 encoding.
-function M.encode_pairs(list)
+local function encode_pairs(list)
   local parts = {}
   for i, p in ipairs(list) do parts[i] = enc(p[1]) .. "=" .. enc(p[2]) end
   return table.concat(parts, "&")
 end
 
 --- Raw header pairs -> map with lower-case names (repeats joined by ", ").
-function M.header_map(list)
+local function header_map(list)
   local map = {}
   for _, h in ipairs(list or {}) do
     local k = h[1]:lower()
@@ -74,7 +82,7 @@ end
 --- The host of an absolute URL (lower-case; an IPv6 literal without its
 -- brackets), or nil. A userinfo part stays in it (such URLs are refused by
 -- the C core; here it only makes the host match nothing).
-function M.url_host(url)
+local function url_host(url)
   local authority = tostring(url):match("^%a[%w+.-]*://([^/?#]*)")
   if not authority then return nil end
   local host = authority:match("^%[([^%]]*)%]:?%d*$") or authority:gsub(":%d*$", "")
@@ -89,11 +97,39 @@ end
 --- Is the URL's host a loopback address: localhost, 127.0.0.0/8 (as a plain
 -- dotted quad) or [::1]? Anything else, including other spellings of these
 -- addresses, is not.
-function M.is_loopback(url)
-  local host = M.url_host(url)
+local function is_loopback(url)
+  local host = url_host(url)
   if host == "localhost" or host == "::1" then return true end
   local a, b, c, d = (host or ""):match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
   return a == "127" and octet(b) and octet(c) and octet(d) and true or false
+end
+
+-- ---------------------------------------------------------------- plain http
+
+-- Why plain http is refused, and how to opt in.
+local CLEAR = "would cross the network unencrypted (OAuth parameters, tokens, data); " ..
+              "use https, or insecure_http = true (dangerous)"
+
+--- Raise (at `level`, as error does) unless `url` may be used: https, plain
+-- http to a loopback host, or anything when `insecure` (insecure_http).
+-- The message: "<fname>: <label> is plain http to a host that is not
+-- loopback: <subject> would cross the network unencrypted ...".
+local function check_clear(fname, label, subject, url, insecure, level)
+  if not insecure and url:sub(1, 5) == "http:" and not is_loopback(url) then
+    error(("%s: %s is plain http to a host that is not loopback: %s %s")
+      :format(fname, label, subject, CLEAR), level + 1)
+  end
+end
+
+--- Raise (at `level`) when a PLAINTEXT signature, which puts
+-- CONSUMER-SECRET&TOKEN-SECRET in every request, would go over plain http
+-- (loopback included) without `insecure` (insecure_http).
+local function check_plaintext(fname, signature_method, url, insecure, level)
+  if signature_method == "PLAINTEXT" and not insecure and url:sub(1, 5) == "http:" then
+    error(("%s: signature_method PLAINTEXT sends the consumer secret and the token secret " ..
+      "in every request; over plain http (%s) they %s"):format(fname, errors.safe_url(url), CLEAR),
+      level + 1)
+  end
 end
 
 -- ---------------------------------------------------------------- redaction
@@ -227,17 +263,17 @@ end
 
 --- Secrets shorter than this are not redacted by value (they would match
 -- all over a trace); only the name-based rules cover them.
-M.SECRET_MIN = 4
+local SECRET_MIN = 4
 
 --- Lua patterns matching each secret value in every encoding it may take in
 -- a trace, a message or a body: raw, percent-encoded once, twice and three
 -- times, form-encoded (space as +), and escaped in JSON (with or without
 -- "\/" and \uXXXX escapes; the hex of escapes in either case). Longest first.
 -- `values`: an array of strings (non-strings and short ones are skipped).
-function M.secret_patterns(values)
+local function secret_patterns(values)
   local seen, list = {}, {}
   local function add(v)
-    if type(v) == "string" and #v >= M.SECRET_MIN and not seen[v] then
+    if type(v) == "string" and #v >= SECRET_MIN and not seen[v] then
       seen[v] = true
       list[#list + 1] = v
     end
@@ -257,20 +293,8 @@ function M.secret_patterns(values)
   return list
 end
 
---- Redact secrets in text meant for a log or a message: the values of
--- oauth_signature, oauth_token_secret and oauth_verifier wherever they
--- appear by name (header, JSON, form or query, percent-encoded up to three
--- times), and every value matched by `patterns` (from secret_patterns).
-function M.redact(s, patterns)
-  s = M.redact_values(s, patterns)
-  for _, r in ipairs(NAME_RULES) do
-    s = cut(s, r[1], r[2], r[3])
-  end
-  return s
-end
-
 --- Only the value part of redact: every match of patterns replaced.
-function M.redact_values(s, patterns)
+local function redact_values(s, patterns)
   s = tostring(s)
   for _, p in ipairs(patterns or {}) do
     s = s:gsub(p, "REDACTED")
@@ -278,4 +302,30 @@ function M.redact_values(s, patterns)
   return s
 end
 
-return M
+--- Redact secrets in text meant for a log or a message: the values of
+-- oauth_signature, oauth_token_secret and oauth_verifier wherever they
+-- appear by name (header, JSON, form or query, percent-encoded up to three
+-- times), and every value matched by `patterns` (from secret_patterns).
+local function redact(s, patterns)
+  s = redact_values(s, patterns)
+  for _, r in ipairs(NAME_RULES) do
+    s = cut(s, r[1], r[2], r[3])
+  end
+  return s
+end
+
+return {
+  check_options = check_options,
+  option_types = option_types,
+  param_list = param_list,
+  encode_pairs = encode_pairs,
+  header_map = header_map,
+  url_host = url_host,
+  is_loopback = is_loopback,
+  check_clear = check_clear,
+  check_plaintext = check_plaintext,
+  SECRET_MIN = SECRET_MIN,
+  secret_patterns = secret_patterns,
+  redact = redact,
+  redact_values = redact_values,
+}
