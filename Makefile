@@ -118,12 +118,13 @@ sandbox: all
 
 # Install with LuaRocks into a throw-away tree and load the module from it.
 rock-check: deps
+	$(LUA) tools/rockspec_check.lua rockspec/smugoauth-scm-1.rockspec
 	@rm -rf $(BUILD)/rocktree
 	luarocks --lua-version 5.4 make --tree $(BUILD)/rocktree --deps-mode=none rockspec/smugoauth-scm-1.rockspec >/dev/null
-	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;;" \
+	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?/init.lua;;" \
 	  LUA_CPATH="$(CURDIR)/$(BUILD)/rocktree/lib/lua/5.4/?.so;;" \
 	  $(LUA) -e 'local s = require "smugoauth"; assert(package.searchpath("smugoauth.core", package.cpath):find("rocktree")); print("rockspec: installed " .. s._VERSION .. ", loads")'
-	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;;" \
+	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?/init.lua;;" \
 	  LUA_CPATH="$(CURDIR)/$(BUILD)/rocktree/lib/lua/5.4/?.so;;" $(CURDIR)/$(BUILD)/rocktree/bin/smugoauth --version
 
 # The web flow (examples/web.lua) on 127.0.0.1:8090 (WEB_ARGS="--port N" to change).

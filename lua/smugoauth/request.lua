@@ -78,7 +78,7 @@ local new_creq = assert(load("return { " .. table.concat(C_FIELDS, " = false, ")
 local CHECKED = {}                    -- the rows with a check
 for _, row in ipairs(OPTIONS) do if row.check then CHECKED[#CHECKED + 1] = row end end
 
------------------------------------------------------------------- prepare
+-- ---------------------------------------------------------------- prepare
 
 -- The C request fields composed from several options: function(o, p,
 -- session, fname, level) -> the field's value (p: where a builder leaves
@@ -193,7 +193,7 @@ local function prepare(session, o, fname, level, default_retry)
            params = scratch.params, policy = retry.new(rp, fname, level) }
 end
 
------------------------------------------------------------------- sign, send
+-- ---------------------------------------------------------------- sign, send
 
 --- Sign a prepared request afresh (a new nonce and timestamp): set the
 -- Authorization header and the connection choice of its C request, and
@@ -229,7 +229,7 @@ local function classify(p, raw, msg, code, base_string, tr)
   return res or err
 end
 
------------------------------------------------------------------- retry
+-- ---------------------------------------------------------------- retry
 
 --- Run prepared requests until each succeeds or its policy gives up:
 -- `run(session, preps, round [, outs, t0])` where `round(pending)` sends the

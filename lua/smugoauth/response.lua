@@ -35,7 +35,7 @@ function methods:json()
   return v
 end
 
------------------------------------------------------------------- errors
+-- ---------------------------------------------------------------- errors
 
 -- Errors are built with the tracer of their request (trace.lua), which knows
 -- its secrets: every message goes through tr:redact, traced or not.

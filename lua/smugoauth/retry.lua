@@ -34,6 +34,8 @@ local OPTIONS = {
 }
 local TYPES = util.option_types(OPTIONS)
 
+local DEFAULT, OFF                   -- the policies of nil and false, made once
+
 --- A policy: `retry.new(opts [, fname [, level]])`.
 --   opts   nil: every default; false: one attempt, no retry; or a table of
 --          any of the options (defaults):
@@ -45,8 +47,6 @@ local TYPES = util.option_types(OPTIONS)
 --            sleep     socket.sleep  function(seconds) that waits
 --   fname, level: who raises on misuse (unknown option, wrong type), and at
 --          which level (as error's), for the message.
-local DEFAULT, OFF                   -- the policies of nil and false, made once
-
 local function new(opts, fname, level)
   if opts == nil and DEFAULT then return DEFAULT end
   if opts == false and OFF then return OFF end
