@@ -20,7 +20,9 @@
  *     parts, and the middle one decodes to the base string URI.
  */
 #include "fuzz_common.h"
-#include "smugoauth.h"
+#include "encode.h"
+#include "oauth.h"
+#include "url.h"
 
 static int lc(int c) { return c >= 'A' && c <= 'Z' ? c | 32 : c; }
 
