@@ -30,7 +30,7 @@ static void scratch_reset(sign_state *st) {
 }
 
 void so_sign_wipe_key(sign_state *st) {
-  if (st->key.p) OPENSSL_cleanse(st->key.p, st->key.cap);
+  if (st->key.p) OPENSSL_cleanse(st->key.p, st->key.len);   /* all a key ever wrote */
   st->key.len = 0;
   st->key.oom = 0;
 }
@@ -57,7 +57,7 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
-sign_state *so_sign_newstate(lua_State *L) {
+sign_state *so_sign_newstate(lua_State *L, int mac_cache) {
   sign_state *st = lua_newuserdatauv(L, sizeof *st, 0);
   memset(st, 0, sizeof *st);
   so_params_init(&st->ps);
@@ -71,7 +71,7 @@ sign_state *so_sign_newstate(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  if ((st->signer = so_signer_new()) == NULL) luaL_error(L, "not enough memory");
+  if (mac_cache && (st->signer = so_signer_new()) == NULL) luaL_error(L, "not enough memory");
   return st;
 }
 
@@ -96,6 +96,12 @@ static int raise_reset(lua_State *L, sign_state *st, const char *fmt, const char
 
 int so_sign_key(sign_state *st, const so_str *cs, const so_str *ts) {
   so_sign_wipe_key(st);
+  /* room for the whole key first: a realloc in between would free a block
+   * holding part of it without wiping it (what was there before is wiped) */
+  if (so_buf_reserve(&st->key, 3 * (cs->n + ts->n) + 1) != 0) {
+    so_sign_wipe_key(st);
+    return -1;
+  }
   if (cs->s) so_pct_encode(&st->key, cs->s, cs->n);
   so_buf_addc(&st->key, '&');
   if (ts->s) so_pct_encode(&st->key, ts->s, ts->n);
@@ -315,54 +321,44 @@ int so_sign_fresh(lua_State *L, sign_state *st, sign_req *r) {
   return 0;
 }
 
-/* The protocol parameters we set, each with the option that sets it. */
-static const char *const proto_names[][2] = {
-  { "oauth_consumer_key", "consumer_key" }, { "oauth_token", "token" },
-  { "oauth_signature_method", "signature_method" }, { "oauth_timestamp", "timestamp" },
-  { "oauth_nonce", "nonce" }, { "oauth_version", "version" },
-  { "oauth_callback", "callback" }, { "oauth_verifier", "verifier" },
-  { "oauth_signature", NULL },
-};
-
 /* Check the oauth_* parameters of the url's query (items [0, nq)) and of
- * params (the rest) (RFC 5849 3.5: each is sent once, where the protocol
- * parameters go): one we set too, or one given twice, raises; the others
- * given in params are kept in st->extra to be sent with ours. */
+ * params (the rest) against each other and against ours, r->op (RFC 5849
+ * 3.5: each is sent once, where the protocol parameters go): one we set
+ * too, or one given twice, raises naming it (never its value); the others
+ * given in params are kept in st->extra, to be sent with ours. */
 static void check_oauth_params(lua_State *L, sign_state *st, const sign_req *r, size_t nq) {
   size_t i, j, count = st->ps.count;
-  const char *arena = st->ps.arena.p;
+  const char *arena = st->ps.arena.p ? st->ps.arena.p : "";
   for (i = 0; i < count; i++) {
     const so_pair *it = &st->ps.items[i];
     const char *n = arena + it->n, *where = i < nq ? "in the url query" : "in params";
     if (!so_oauth_name(n, it->nl)) continue;
-    for (j = 0; j < sizeof proto_names / sizeof proto_names[0]; j++) {
-      const char *pn = proto_names[j][0];
-      if (strlen(pn) != it->nl || memcmp(pn, n, it->nl) != 0) continue;
-      if ((j == 1 && r->token.n == 0) || (j == 5 && !r->version) ||
-          (j == 6 && r->callback.n == 0) || (j == 7 && r->verifier.n == 0))
-        break;                                    /* not set by us: an extra */
+    if (it->nl == 15 && memcmp(n, "oauth_signature", 15) == 0) {
       state_reset(st);
-      luaL_error(L, "protocol parameter '%s' given twice (%s, and %s)", pn, where,
-                 proto_names[j][1] ? lua_pushfstring(L, "by option '%s'", proto_names[j][1])
-                                   : "made by the signature");
+      luaL_error(L, "protocol parameter 'oauth_signature' given twice (%s, and made here)", where);
+    }
+    for (j = 0; j < (size_t)r->nop; j++) {
+      const oparam *o = &r->op[j];
+      if (o->nl == it->nl && memcmp(o->name, n, it->nl) == 0) {
+        state_reset(st);
+        luaL_error(L, "protocol parameter '%s' given twice (%s, and by option '%s')", o->name,
+                   where, o->opt);
+      }
     }
     for (j = 0; j < i; j++) {
       const so_pair *o = &st->ps.items[j];
       if (o->nl == it->nl && memcmp(arena + o->n, n, it->nl) == 0) {
-        lua_pushlstring(L, n, it->nl);            /* encoded: printable */
+        lua_pushlstring(L, n, it->nl);            /* encoded: printable, no secret */
         state_reset(st);
         luaL_error(L, "protocol parameter '%s' given twice (%s)", lua_tostring(L, -1),
-                   j < nq ? "in the url query and in params" : where);
+                   j < nq && i >= nq ? "in the url query and in params" : where);
       }
     }
     if (i < nq) continue;                         /* sent in the url, as given */
     if (st->nextra == st->extracap) {
       size_t cap = st->extracap ? st->extracap * 2 : 4;
       so_pair *p = realloc(st->extra, cap * sizeof *p);
-      if (p == NULL) {
-        state_reset(st);
-        luaL_error(L, "not enough memory");
-      }
+      if (p == NULL) raise_reset(L, st, "%s", "not enough memory");
       st->extra = p;
       st->extracap = cap;
     }
@@ -383,7 +379,7 @@ static void put_header(lua_State *L, sign_state *st, const sign_req *r) {
   }
   for (i = 0; i < (size_t)r->nop; i++) {
     hp[i].name = r->op[i].name;
-    hp[i].name_len = strlen(r->op[i].name);
+    hp[i].name_len = r->op[i].nl;
     hp[i].value = arena + r->op[i].at.v;
     hp[i].value_len = r->op[i].at.vl;
   }
@@ -412,6 +408,23 @@ int so_sign_run(lua_State *L, sign_state *st, so_signer *sg, sign_req *r) {
   const char *mname = so_method_names[r->sigmethod], *key = r->key;
   size_t keylen = r->keylen;
 
+  /* the protocol parameters we set (RFC 5849 3.1), in the header's order */
+#define OP(nm, o, str, len, e, el) do { op[no].name = nm; op[no].nl = sizeof nm - 1; \
+    op[no].opt = o; op[no].v = str; op[no].vl = len; op[no].ev = e; op[no].evl = el; no++; } while (0)
+  OP("oauth_consumer_key", "consumer_key", r->ckey.s, r->ckey.n, r->ckey_enc.s, r->ckey_enc.n);
+  if (r->token.n)
+    OP("oauth_token", "token", r->token.s, r->token.n, r->token_enc.s, r->token_enc.n);
+  OP("oauth_signature_method", "signature_method", mname, strlen(mname), mname, strlen(mname));
+  OP("oauth_timestamp", "timestamp", r->ts.s, r->ts.n, r->ts.s, r->ts.n);          /* digits */
+  OP("oauth_nonce", "nonce", r->nonce.s, r->nonce.n, r->nonce_safe ? r->nonce.s : NULL,
+     r->nonce.n);
+  if (r->version) OP("oauth_version", "version", "1.0", 3, "1.0", 3);
+  if (r->callback.n) OP("oauth_callback", "callback", r->callback.s, r->callback.n, NULL, 0);
+  if (r->verifier.n) OP("oauth_verifier", "verifier", r->verifier.s, r->verifier.n, NULL, 0);
+#undef OP
+  r->nop = no;
+
+  /* the request's own parameters, then ours */
   scratch_reset(st);
   parse_url(L, &u, r->url.s, r->url.n);
   if (u.query) so_params_add_form(&st->ps, u.query, u.query_len);
@@ -419,22 +432,9 @@ int so_sign_run(lua_State *L, sign_state *st, so_signer *sg, sign_req *r) {
   if (r->params_idx) add_param_table(L, st, r->params_idx);
   check_oom(L, st);
   check_oauth_params(L, st, r, nq);
-#define OP(nm, str, len, e, el) do { op[no].name = nm; op[no].v = str; op[no].vl = len; \
-    op[no].ev = e; op[no].evl = el; no++; } while (0)
-  OP("oauth_consumer_key", r->ckey.s, r->ckey.n, r->ckey_enc.s, r->ckey_enc.n);
-  if (r->token.n) OP("oauth_token", r->token.s, r->token.n, r->token_enc.s, r->token_enc.n);
-  OP("oauth_signature_method", mname, strlen(mname), mname, strlen(mname));
-  OP("oauth_timestamp", r->ts.s, r->ts.n, r->ts.s, r->ts.n);          /* digits */
-  OP("oauth_nonce", r->nonce.s, r->nonce.n, r->nonce_safe ? r->nonce.s : NULL, r->nonce.n);
-  if (r->version) OP("oauth_version", "1.0", 3, "1.0", 3);
-  if (r->callback.n) OP("oauth_callback", r->callback.s, r->callback.n, NULL, 0);
-  if (r->verifier.n) OP("oauth_verifier", r->verifier.s, r->verifier.n, NULL, 0);
-#undef OP
-  r->nop = no;
   for (i = 0; i < (size_t)no; i++) {
-    size_t nl = strlen(op[i].name);
-    if (op[i].ev) so_params_add_enc(&st->ps, op[i].name, nl, op[i].ev, op[i].evl);
-    else so_params_add(&st->ps, op[i].name, nl, op[i].v, op[i].vl);
+    if (op[i].ev) so_params_add_enc(&st->ps, op[i].name, op[i].nl, op[i].ev, op[i].evl);
+    else so_params_add(&st->ps, op[i].name, op[i].nl, op[i].v, op[i].vl);
     if (!st->ps.oom) op[i].at = st->ps.items[st->ps.count - 1];
   }
   if (r->method.s == NULL) { r->method.s = "GET"; r->method.n = 3; }
@@ -467,10 +467,13 @@ int so_sign_run(lua_State *L, sign_state *st, so_signer *sg, sign_req *r) {
   return 0;
 }
 
-/* Push {name, value} for the `oauth` list. */
+/* Push {name, value} for the `oauth` list. A name of nl (size_t)-1 is a
+ * C string constant: lua_pushstring finds those in Lua's string cache by
+ * address, where lua_pushlstring would hash them on every call. */
 static void push_pair(lua_State *L, const char *n, size_t nl, const char *v, size_t vl) {
   lua_createtable(L, 2, 0);
-  lua_pushlstring(L, n, nl);
+  if (nl == (size_t)-1) lua_pushstring(L, n);
+  else lua_pushlstring(L, n, nl);
   lua_rawseti(L, -2, 1);
   lua_pushlstring(L, v, vl);
   lua_rawseti(L, -2, 2);
@@ -491,7 +494,7 @@ void so_sign_push_result(lua_State *L, sign_state *st, const sign_req *r) {
   lua_setfield(L, -2, "authorization");
   luaL_buffinit(L, &b);
   for (i = 0; i < no; i++) {
-    luaL_addstring(&b, op[i].name);
+    luaL_addlstring(&b, op[i].name, op[i].nl);
     luaL_addchar(&b, '=');
     luaL_addlstring(&b, arena + op[i].at.v, op[i].at.vl);
     luaL_addchar(&b, '&');
@@ -508,7 +511,7 @@ void so_sign_push_result(lua_State *L, sign_state *st, const sign_req *r) {
   lua_setfield(L, -2, "query");
   lua_createtable(L, no + (int)nx + 1, 0);
   for (i = 0; i < no; i++) {
-    push_pair(L, op[i].name, strlen(op[i].name), op[i].v, op[i].vl);
+    push_pair(L, op[i].name, (size_t)-1, op[i].v, op[i].vl);
     lua_rawseti(L, -2, i + 1);
   }
   for (k = 0; k < nx; k++) {               /* decoded again: they were given decoded */
@@ -521,7 +524,7 @@ void so_sign_push_result(lua_State *L, sign_state *st, const sign_req *r) {
     lua_remove(L, -2);
     lua_rawseti(L, -2, no + (int)k + 1);
   }
-  push_pair(L, "oauth_signature", 15, st->out.p, r->siglen);
+  push_pair(L, "oauth_signature", (size_t)-1, st->out.p, r->siglen);
   lua_rawseti(L, -2, no + (int)nx + 1);
   lua_setfield(L, -2, "oauth");
   lua_pushlstring(L, r->nonce.s, r->nonce.n);
@@ -643,7 +646,7 @@ static const luaL_Reg sign_funcs[] = {
 };
 
 int so_open_sign(lua_State *L) {
-  so_sign_newstate(L);
+  so_sign_newstate(L, 1);
   luaL_setfuncs(L, sign_funcs, 1);   /* pops the state, shared as upvalue */
   return 0;
 }

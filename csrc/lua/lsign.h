@@ -22,7 +22,7 @@ typedef struct sign_state {
   so_buf base, out, key, tmp;
   so_pair *extra;               /* the oauth_* parameters given in params */
   size_t nextra, extracap;
-  so_signer *signer;
+  so_signer *signer;            /* sign{}'s keyed MAC cache, or NULL */
   so_rand rnd;
 } sign_state;
 
@@ -39,11 +39,12 @@ typedef struct sign_opts {
 #include "sign_opts.h"
 } sign_opts;
 
-/* One protocol parameter we set: its name and value, the value encoded
- * when known, and where it landed in the parameter list. */
+/* One protocol parameter we set: its name, the option that sets it, its
+ * value, the value encoded when known, and where it landed in the
+ * parameter list. */
 typedef struct oparam {
-  const char *name, *v, *ev;
-  size_t vl, evl;
+  const char *name, *opt, *v, *ev;
+  size_t nl, vl, evl;
   so_pair at;
 } oparam;
 
@@ -60,15 +61,15 @@ typedef struct sign_req {
   int params_idx;               /* stack index of the params table, or 0 */
   int sigmethod, version;       /* version: 1 sends oauth_version=1.0 */
   int nonce_safe;               /* nonce made here: hex, needs no encoding */
-  const char *given;            /* "option" (sign{}) or "signer option" */
   char tsbuf[24], noncebuf[33];
   oparam op[SIGN_NOP];
   int nop;
   size_t siglen;                /* out: the signature is st->out[0, siglen) */
 } sign_req;
 
-/* Push a new state (a userdata with __gc) for an opener to share. */
-sign_state *so_sign_newstate(lua_State *L);
+/* Push a new state (a userdata with __gc) for an opener to share;
+ * mac_cache: with a signer (sign{}'s keyed MAC cache) in st->signer. */
+sign_state *so_sign_newstate(lua_State *L, int mac_cache);
 /* Read the options table at idx; signer: refuse the REQUEST options.
  * Misuse (unknown keys, wrong types, bad values) raises. */
 void so_sign_read(lua_State *L, int idx, sign_opts *o, int signer);

@@ -211,7 +211,7 @@ static const luaL_Reg signer_meta[] = {
 
 /* Register the Signer class and core.signer, sharing one engine state. */
 int so_open_signer(lua_State *L) {
-  so_sign_newstate(L);                   /* t st */
+  so_sign_newstate(L, 0);                /* t st: each Signer has its own MAC cache */
   lua_pushvalue(L, -1);
   so_newclass(L, SIGNER_MT, signer_meta, signer_methods, 1);
   lua_pushcclosure(L, l_signer, 1);
