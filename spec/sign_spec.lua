@@ -290,7 +290,7 @@ describe("smugoauth.base_string", function()
     end)
 
     it("keeps the port of other schemes, even 80 and 443", function()
-      -- Failing at the time of writing: so_base_uri (csrc/oauth.c) treats
+      -- Failing at the time of writing: so_base_uri (csrc/lib/url.c) treats
       -- any 4-letter scheme ending in 'p' as http and any 5-letter scheme
       -- ending in 's' as https. See the report of this spec.
       assert.are.equal("ldaps://example.com:443/", uri("ldaps://example.com:443/"))
