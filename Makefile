@@ -23,12 +23,15 @@ PKG_LIBS   = $(shell $(PKG_CONFIG) --libs libcurl openssl 2>/dev/null)
 WARN    = -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
           -Wpointer-arith -Wcast-qual -Wformat=2 -Wundef
 CFLAGS ?= -O2 -g
+# csrc/lib: plain C units (no Lua); csrc/lua: the Lua bindings over them.
+INCLUDES   = -Icsrc/lib -Icsrc/lua
 ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
-             $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+             $(WARN) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_SO = -shared $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 BUILD  ?= build
-SRCS   := $(wildcard csrc/*.c)
+SRCS   := $(wildcard csrc/lib/*.c csrc/lua/*.c)
+HDRS   := $(wildcard csrc/lib/*.h csrc/lua/*.h)
 OBJS   := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 MODULE := $(BUILD)/smugoauth/core.so
 
@@ -36,7 +39,7 @@ MODULE := $(BUILD)/smugoauth/core.so
 
 all: $(MODULE)
 
-$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
+$(BUILD)/obj/%.o: csrc/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

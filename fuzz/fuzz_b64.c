@@ -13,7 +13,7 @@
  *     bytes.
  */
 #include "fuzz_common.h"
-#include "smugoauth.h"
+#include "encode.h"
 
 static void canonical(const char *s, size_t n, int url) {
   size_t m = n, cap, dl, el, i;

@@ -1,6 +1,6 @@
 /*
- * fuzz_base.c -- URL parsing, the base string URI, parameter normalization
- * and the signature base string (oauth.c, encode.c).
+ * fuzz_base.c -- URL parsing, the base string URI, parameter normalization,
+ * the method and the signature base string (url.c, oauth.c, encode.c).
  *
  * Input: a separator byte, then method SEP url SEP name SEP value SEP ...
  * (fz_split). For every input:
@@ -16,11 +16,16 @@
  *     fields, oauth_signature left out) use only the encoded alphabet; split
  *     apart they are canonical encodings, sorted by (name, value), and the
  *     same multiset as a reference encoding of the input pairs;
+ *   - so_method_put accepts exactly the RFC 9110 tokens of 1 to 32 bytes (an
+ *     independent tchar check) and appends them upper-cased and
+ *     percent-encoded; a refusal appends nothing;
  *   - METHOD & enc(base uri) & normalized has exactly three '&'-separated
  *     parts, and the middle one decodes to the base string URI.
  */
 #include "fuzz_common.h"
-#include "smugoauth.h"
+#include "encode.h"
+#include "oauth.h"
+#include "url.h"
 
 static int lc(int c) { return c >= 'A' && c <= 'Z' ? c | 32 : c; }
 
@@ -161,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   so_buf uri, norm, base;
   so_params ps;
   fz_pairs qpairs = {0}, expected = {0}, got = {0};
-  char method[33];
+  char method[3 * 32];
   size_t ml = 0, i, a1, a2, amps;
 
   if (size > 8192) return 0;
@@ -225,15 +230,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             expected.count);
   }
 
-  /* the base string: what lsign.c's build_base makes of these pieces */
-  for (i = 0; i < ff.n[0] && i < 32; i++) {
-    char c = ff.f[0][i];
-    if (c >= 'a' && c <= 'z') c = (char)(c - 32);
-    if (!(c >= 'A' && c <= 'Z')) break;
-    method[ml++] = c;
+  /* the base string: what lsign.c's build_base makes of these pieces; the
+   * method: a token of 1 to 32 bytes, upper-cased and percent-encoded */
+  {
+    int token = ff.n[0] >= 1 && ff.n[0] <= 32;
+    char up[32];
+    for (i = 0; token && i < ff.n[0]; i++) {
+      unsigned char c = (unsigned char)ff.f[0][i];
+      token = c < 0x80 && c != 0 && ((c | 32) >= 'a' && (c | 32) <= 'z' ? 1 :
+              (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL);
+      if (token) up[i] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+    }
+    if (so_method_put(&base, ff.f[0], ff.n[0]) != 0) {
+      FZ_CHECK(!token, "so_method_put refused a token");
+      FZ_CHECK(base.len == 0, "so_method_put appended something to a refusal");
+      memcpy(method, "GET", 3);
+      ml = 3;
+      so_buf_add(&base, method, ml);
+    } else {
+      FZ_CHECK(token, "so_method_put accepted a method that is not a token");
+      ml = fz_ref_encode(method, up, ff.n[0]);
+      FZ_CHECK(fz_eq(base.p, base.len, method, ml),
+               "the method is not upper-cased and percent-encoded");
+    }
   }
-  if (ml == 0 || ml != ff.n[0]) { memcpy(method, "GET", 3); ml = 3; }
-  so_buf_add(&base, method, ml);
   so_buf_addc(&base, '&');
   so_pct_encode(&base, uri.p, uri.len);
   so_buf_addc(&base, '&');

@@ -1,6 +1,6 @@
 /*
- * fuzz_cookie.c -- the sealed-cookie core so_cookie_* (cookie.c built with
- * -DSO_COOKIE_NO_LUA).
+ * fuzz_cookie.c -- the sealed-cookie core so_cookie_seal/so_cookie_open
+ * (csrc/lib/cookie.c).
  *
  * The first input byte picks a mode:
  *   0  forge: the rest is a cookie value; so_cookie_open must refuse it
@@ -23,8 +23,8 @@
 #include <openssl/hmac.h>
 
 #include "fuzz_common.h"
-#include "smugoauth.h"
 #include "cookie.h"
+#include "encode.h"
 
 static const char B64U[] =
   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -11,7 +11,8 @@
  *     same (now grown, non-empty) scratch gives the same pairs.
  */
 #include "fuzz_common.h"
-#include "smugoauth.h"
+#include "encode.h"
+#include "oauth.h"
 
 static void dump_pairs(const char *label, const fz_pairs *ps) {
   size_t i;

@@ -14,7 +14,8 @@
  *     after) to the same realm and the same name/value pairs in order.
  */
 #include "fuzz_common.h"
-#include "smugoauth.h"
+#include "encode.h"
+#include "oauth.h"
 
 #define MAXP 19
 static const char PREFIX[] = "Authorization: ";
@@ -83,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(!n->oom && !v->oom, "out of memory");
     names[np] = n->p;
     hp[np].name = n->p;
+    hp[np].name_len = n->len - 1;                  /* without the NUL */
     hp[np].value = v->p;
     hp[np].value_len = v->len;
   }

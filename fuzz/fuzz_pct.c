@@ -12,7 +12,7 @@
  *     decoder in both '+' modes.
  */
 #include "fuzz_common.h"
-#include "smugoauth.h"
+#include "encode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *x = (const char *)data;

@@ -28,20 +28,20 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/build/fuzz
 CLANG=${CLANG:-$(command -v clang || command -v clang-14 || echo clang)}
 CFLAGS="-std=c99 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-        -D_POSIX_C_SOURCE=200809L -DSO_COOKIE_NO_LUA -I$ROOT/csrc
+        -D_POSIX_C_SOURCE=200809L -I$ROOT/csrc/lib
         -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes"
-LIBSRC="buf.c encode.c oauth.c sigmethod.c nonce.c cookie.c"
 
 cd "$ROOT" || exit 2
 mkdir -p "$OUT/obj" "$OUT/corpus" "$OUT/artifacts" "$OUT/logs"
 
-# ---- build: the plain-C core once, then each target against it
+# ---- build: the plain-C units (csrc/lib, no Lua) once, then each target
 echo "== building with $CLANG into build/fuzz/"
 objs=""
-for f in $LIBSRC; do
-  o=$OUT/obj/${f%.c}.o
+for f in csrc/lib/*.c; do
+  b=$(basename "$f" .c)
+  o=$OUT/obj/$b.o
   # shellcheck disable=SC2086
-  $CLANG $CFLAGS -fsanitize=fuzzer-no-link -c "csrc/$f" -o "$o" || exit 2
+  $CLANG $CFLAGS -fsanitize=fuzzer-no-link -c "$f" -o "$o" || exit 2
   objs="$objs $o"
 done
 targets=${FUZZ_TARGETS:-$(for f in fuzz/fuzz_*.c; do basename "$f" .c; done)}

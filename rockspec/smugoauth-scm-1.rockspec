@@ -32,14 +32,17 @@ build = {
   modules = {
     ["smugoauth.core"] = {
       sources = {
-        "csrc/buf.c", "csrc/cookie.c", "csrc/core.c", "csrc/encode.c", "csrc/http.c", "csrc/http_multi.c",
-        "csrc/http_xfer.c", "csrc/lcrypto.c", "csrc/lfile.c", "csrc/lsign.c", "csrc/lsigner.c", "csrc/nonce.c", "csrc/oauth.c", "csrc/poll.c",
-        "csrc/privfile.c",
-        "csrc/sigmethod.c",
+        -- csrc/lib: plain C units (no Lua); csrc/lua: the Lua bindings
+        "csrc/lib/buf.c", "csrc/lib/cookie.c", "csrc/lib/encode.c", "csrc/lib/nonce.c",
+        "csrc/lib/oauth.c", "csrc/lib/privfile.c", "csrc/lib/sigmethod.c", "csrc/lib/sslerr.c",
+        "csrc/lib/url.c",
+        "csrc/lua/auxiliar.c", "csrc/lua/core.c", "csrc/lua/http.c", "csrc/lua/http_multi.c",
+        "csrc/lua/http_xfer.c", "csrc/lua/lcookie.c", "csrc/lua/lcrypto.c", "csrc/lua/lfile.c",
+        "csrc/lua/lpoll.c", "csrc/lua/lsign.c", "csrc/lua/lsigner.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "ssl", "crypto" },
-      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      incdirs = { "csrc/lib", "csrc/lua", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["smugoauth"] = "lua/smugoauth.lua",

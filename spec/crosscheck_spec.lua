@@ -20,8 +20,9 @@
 --   * raw characters in the query other than A-Z a-z 0-9 _.- and
 --     =&;:%+~,*@!()/?'$ -- oauthlib.common.urldecode raises ValueError;
 --   * "%" not followed by two hex digits in the query (urldecode raises);
---   * user parameter names starting with "oauth_": collect_parameters
---     percent-decodes the values of every oauth_* parameter a second time;
+--   * user parameter names starting with "oauth_" (but oauth_body_hash, whose
+--     base64 values hold no '%'): collect_parameters percent-decodes the
+--     values of every oauth_* parameter a second time;
 --   * non-canonical IPv6 hosts ([0:0::1]) and non-ASCII upper-case hosts:
 --     oauthlib rewrites them (ipaddress, str.lower); smugoauth keeps them;
 --   * a last path segment whose first ';' ends it ("/a;"): urlparse splits it
@@ -230,7 +231,10 @@ local function random_url(feat)
   return url
 end
 
-local HTTP_METHODS = { "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "post", "Get" }
+-- Methods are RFC 9110 tokens: the base string has them upper-cased and
+-- percent-encoded (RFC 5849 3.4.1.1), as oauthlib's signature_base_string.
+local HTTP_METHODS = { "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "post", "Get",
+                       "M-SEARCH", "VERSION-CONTROL", "m-search", "X.Y_Z~1", "X!#$%&'*+^`|" }
 local REALMS = { "Example", "Photos", "http://sp.example.com/", "r\u{E9}alm, with spaces & more",
                  'say "hi" \\o/' }
 
@@ -251,6 +255,7 @@ end
 local function random_request(i, keys)
   local feat = {}
   local method = pick(HTTP_METHODS)
+  if method:find("[^%a]") then feat.token_method = true end
   local req = {
     id = i,
     method = method,
@@ -284,8 +289,15 @@ local function random_request(i, keys)
       used[#used + 1], used[name] = name, true
       form[k] = { name, (chance(0.1) and k > 1) and form[k - 1][2] or text(16) }
     end
-    if chance(0.05) then form[#form + 1] = { "oauth_signature", "ignored" } end
     if chance(0.05) then form[#form + 1] = { "realm", "not-the-realm" } end
+    -- an oauth_* parameter of ours in params is refused (sign_spec); another
+    -- one is signed once and sent with the protocol parameters (RFC 5849 3.5)
+    if chance(0.1) then
+      local raw = {}
+      for k = 1, 20 do raw[k] = string.char(random(0, 255)) end
+      table.insert(form, random(1, #form + 1), { "oauth_body_hash", smugoauth.core.b64encode(table.concat(raw)) })
+      feat.oauth_extra = true
+    end
   end
   req.form = form
   feat.form = #form > 0 or nil

@@ -312,6 +312,14 @@ describe("fuzz regression: sealed cookie properties", function()
 
   local function b64u(s) return core.b64encode(s, true) end
 
+  -- A failure of cookie_open as {nil, code}: it is nil, message, code (the
+  -- one failure shape of the core), with a message that names the reason.
+  local function shape(v, msg, code)
+    assert.is_string(msg)
+    assert.matches("^cookie_open: ", msg)
+    return { v, code }
+  end
+
   -- The documented MAC over name and text, so a value gets past the MAC check.
   local function with_mac(k, name, text)
     local mac_key = core.hmac("sha256", k, "smugoauth cookie v1 mac key")
@@ -334,13 +342,13 @@ describe("fuzz regression: sealed cookie properties", function()
       local v = core.cookie_seal(key, name, payload, exp)
       assert.equal(payload, core.cookie_open(key, name, v, now))
       assert.equal(payload, core.cookie_open(key, name, v, exp - 1))
-      assert.same({ nil, "expired" }, { core.cookie_open(key, name, v, exp) })
-      if exp < max then assert.same({ nil, "expired" }, { core.cookie_open(key, name, v, exp + 1) }) end
-      assert.same({ nil, "expired" }, { core.cookie_open(key, name, v, -1) })
-      if #name < 256 then assert.same({ nil, "bad_mac" }, { core.cookie_open(key, name .. "x", v, now) }) end
-      if #name > 1 then assert.same({ nil, "bad_mac" }, { core.cookie_open(key, name:sub(2), v, now) }) end
+      assert.same({ nil, "expired" }, shape(core.cookie_open(key, name, v, exp)))
+      if exp < max then assert.same({ nil, "expired" }, shape(core.cookie_open(key, name, v, exp + 1))) end
+      assert.same({ nil, "expired" }, shape(core.cookie_open(key, name, v, -1)))
+      if #name < 256 then assert.same({ nil, "bad_mac" }, shape(core.cookie_open(key, name .. "x", v, now))) end
+      if #name > 1 then assert.same({ nil, "bad_mac" }, shape(core.cookie_open(key, name:sub(2), v, now))) end
       local other = string.char(key:byte(1) ~ 1) .. key:sub(2)
-      assert.same({ nil, "bad_mac" }, { core.cookie_open(other, name, v, now) })
+      assert.same({ nil, "bad_mac" }, shape(core.cookie_open(other, name, v, now)))
       -- the last character of each piece carries the padding bits: any other one is refused
       local ends = {}
       for dot in v:gmatch("()%.") do ends[#ends + 1] = dot - 1 end
@@ -377,9 +385,9 @@ describe("fuzz regression: sealed cookie properties", function()
       { "AgAAAAB_____AAAAAAAAAAAAAAAAAAA.AAAAAAAAAA-AAAAA.AAAAAAAAAAAAAAAAAA", "malformed" },
     }
     for _, f in ipairs(forged) do
-      assert.same({ nil, f[2] }, { core.cookie_open(key, "c", with_mac(key, "c", f[1]), 1700000000) })
+      assert.same({ nil, f[2] }, shape(core.cookie_open(key, "c", with_mac(key, "c", f[1]), 1700000000)))
       -- and without the MAC (or with the MAC for another name) nothing else is looked at
-      assert.same({ nil, "bad_mac" }, { core.cookie_open(key, "d", with_mac(key, "c", f[1]), 1700000000) })
+      assert.same({ nil, "bad_mac" }, shape(core.cookie_open(key, "d", with_mac(key, "c", f[1]), 1700000000)))
     end
   end)
 
@@ -387,9 +395,10 @@ describe("fuzz regression: sealed cookie properties", function()
     for _, v in ipairs { "", ".", "...", "a..b.c.d=", "a.b.c.d.e", "a.b.c.d",
                          "AQAAAABlU_EA.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA." .. ("A"):rep(43),
                          ("A"):rep(4097), "\0.\0.\0.\0" } do
-      local p, why = core.cookie_open(key, "c", v, 1700000000)
+      local p, msg, code = core.cookie_open(key, "c", v, 1700000000)
       assert.is_nil(p)
-      assert.is_string(why)
+      assert.is_string(msg)
+      assert.is_string(code)
     end
   end)
 end)

@@ -1,4 +1,4 @@
--- Private files (csrc/privfile.c) and their readers: core.read_private,
+-- Private files (csrc/lib/privfile.c) and their readers: core.read_private,
 -- credentials.load (smugoauth.load_credentials) and core.cookie_key_file
 -- refuse anything another local user could have planted or could read: a
 -- symlink, a FIFO, a directory, a file of another owner, group or other
@@ -9,7 +9,7 @@
 -- happen by construction. Every check is made with fstat on the descriptor
 -- that is then read from, the file is opened relative to the descriptor of
 -- its (checked) directory with O_NOFOLLOW, and no one but us or root can add
--- or rename entries in that directory (see the top of csrc/privfile.c).
+-- or rename entries in that directory (see the top of csrc/lib/privfile.c).
 local core = require "smugoauth.core"
 local credentials = require "smugoauth.credentials"
 local smugoauth = require "smugoauth"

@@ -290,7 +290,7 @@ describe("smugoauth.base_string", function()
     end)
 
     it("keeps the port of other schemes, even 80 and 443", function()
-      -- Failing at the time of writing: so_base_uri (csrc/oauth.c) treats
+      -- Failing at the time of writing: so_base_uri (csrc/lib/url.c) treats
       -- any 4-letter scheme ending in 'p' as http and any 5-letter scheme
       -- ending in 's' as https. See the report of this spec.
       assert.are.equal("ldaps://example.com:443/", uri("ldaps://example.com:443/"))
@@ -663,10 +663,10 @@ describe("smugoauth.sign", function()
                        .. "oauth_version oauth_callback oauth_verifier oauth_signature", names(r))
     end)
 
-    it("sends oauth_version=1.0 by default, the given version, or none with version = false", function()
+    it("sends oauth_version=1.0 by default or with version = \"1.0\", none with version = false", function()
       has("oauth_version%3D1.0", smugoauth.sign(req).base_string)
       has('oauth_version="1.0"', smugoauth.sign(req).authorization)
-      has("oauth_version%3D1.0a", smugoauth.sign(with(req, { version = "1.0a" })).base_string)
+      assert.are.equal(smugoauth.sign(req).base_string, smugoauth.sign(with(req, { version = "1.0" })).base_string)
       local r = smugoauth.sign(with(req, { version = false }))
       assert.not_matches("oauth_version", r.base_string)
       assert.not_matches("oauth_version", r.authorization)
@@ -690,10 +690,11 @@ describe("smugoauth.sign", function()
       starts('OAuth realm="", ', smugoauth.sign(with(req, { realm = "" })).authorization)
     end)
 
-    it("excludes an oauth_signature parameter from the base string", function()
-      local a = smugoauth.sign(req)
-      local b = smugoauth.sign(with(req, { params = { { "oauth_signature", "forged" } } }))
-      assert.are.equal(a.base_string, b.base_string)
+    it("excludes an oauth_signature parameter from base_string (a request as received)", function()
+      local a = smugoauth.base_string("GET", "http://example.com/", { { "a", "b" } })
+      local b = smugoauth.base_string("GET", "http://example.com/?oauth_signature=x",
+                                      { { "oauth_signature", "forged" }, { "a", "b" } })
+      assert.are.equal(a, b)
     end)
 
     it("percent-encodes every value in the header and the query, once", function()
@@ -957,5 +958,332 @@ describe("smugoauth.sign", function()
       pcall(smugoauth.sign, with(ok, { params = { { "a", "b" }, { "c" } } }))
       assert.are.equal("r6/TJjbCOr97/+UU0NsvSne7s5g=", smugoauth.sign(rfc_3411).signature)
     end)
+  end)
+end)
+
+-- ------------------------------------------------- RFC 5849 rules (issue 10)
+--
+-- Checked against python3-oauthlib's server side (SignatureOnlyEndpoint, in
+-- spec/support/oauthlib_verify.py): it collects the protocol parameters from
+-- the header, the form body or the query, refuses them in two places or
+-- twice ("Duplicate OAuth1 entries"), and recomputes the signature itself.
+
+local cjson = require "cjson"
+
+local VERIFY = ROOT .. "spec/support/oauthlib_verify.py"
+
+-- Run each request of reqs through oauthlib's server; the answers in order.
+local function oauthlib_verify(reqs)
+  local dir = files.tmpdir()
+  local lines = {}
+  for i, r in ipairs(reqs) do lines[i] = cjson.encode(r) end
+  writefile(dir .. "/in.jsonl", table.concat(lines, "\n") .. "\n")
+  local ok = sh(string.format("/usr/bin/python3 %s < %s/in.jsonl > %s/out.jsonl 2> %s/err.txt",
+                              files.q(VERIFY), files.q(dir), files.q(dir), files.q(dir)))
+  local out, err = files.read_file(dir .. "/out.jsonl"), files.read_file(dir .. "/err.txt")
+  sh("rm -rf " .. files.q(dir))
+  assert(ok, "oauthlib_verify.py failed: " .. err)
+  local res = {}
+  for line in out:gmatch("[^\n]+") do res[#res + 1] = cjson.decode(line) end
+  assert.are.equal(#reqs, #res)
+  return res
+end
+
+-- The "Hello World!" request of the OAuth Request Body Hash extension
+-- (oauth-bodyhash 1.0, appendix A.1): PUT, text/plain, its SHA-1 in base64.
+local HELLO = "Hello World!"
+local HELLO_HASH = "Lve95gjOVATpfV8EL5X4nxwjKHE="
+
+describe("protocol parameters given twice (RFC 5849 3.2, 3.5)", function()
+  local ok = { url = "http://example.com/r", consumer_key = "k", consumer_secret = "cs",
+               token = "t", token_secret = "ts" }
+
+  local function raises(opts, name, where)
+    assert.error_matches(function() smugoauth.sign(opts) end,
+      "protocol parameter '" .. name .. "' given twice (" .. where, 1, true)
+  end
+
+  it("refuses oauth_nonce in the url query together with nonce =, naming both", function()
+    raises(with(ok, { url = "http://example.com/r?oauth_nonce=abc", nonce = "abc" }),
+           "oauth_nonce", "in the url query, and by option 'nonce')")
+  end)
+
+  it("refuses oauth_token in params together with token =", function()
+    raises(with(ok, { params = { { "oauth_token", "t" } } }), "oauth_token", "in params, and by option 'token')")
+    raises(with(ok, { params = { oauth_token = "t" } }), "oauth_token", "in params")
+  end)
+
+  it("refuses every parameter smugoauth sets, in the url query and in params", function()
+    local always = { "oauth_consumer_key", "oauth_signature_method", "oauth_timestamp", "oauth_nonce",
+                     "oauth_version", "oauth_signature" }
+    for _, name in ipairs(always) do
+      raises(with(ok, { url = "http://example.com/r?a=1&" .. name .. "=x" }), name, "in the url query")
+      raises(with(ok, { params = { { "a", "1" }, { name, "x" } } }), name, "in params")
+      raises(with(ok, { params = { [name] = { "x" } } }), name, "in params")
+    end
+    raises(with(ok, { callback = "oob", params = { { "oauth_callback", "oob" } } }), "oauth_callback", "in params")
+    raises(with(ok, { verifier = "v", url = "http://h/?oauth_verifier=v" }), "oauth_verifier", "in the url query")
+  end)
+
+  it("refuses any oauth_* parameter given twice, even one smugoauth does not set", function()
+    raises(with(ok, { params = { { "oauth_body_hash", "a" }, { "oauth_body_hash", "b" } } }),
+           "oauth_body_hash", "in params)")
+    raises(with(ok, { url = "http://h/?oauth_body_hash=a", params = { { "oauth_body_hash", "a" } } }),
+           "oauth_body_hash", "in the url query and in params)")
+    raises(with(ok, { token = "", params = { { "oauth_token", "x" }, { "oauth_token", "y" } } }),
+           "oauth_token", "in params)")
+  end)
+
+  it("refuses them in Signer:authorization and Signer:sign too", function()
+    local s = smugoauth.signer { consumer_key = "k", consumer_secret = "cs", token = "t", token_secret = "ts" }
+    assert.error_matches(function() s:authorization("GET", "http://h/?oauth_token=t") end,
+      "protocol parameter 'oauth_token' given twice (in the url query, and by option 'token')", 1, true)
+    assert.error_matches(function() s:sign("GET", "http://h/", { { "oauth_nonce", "n" } }) end,
+      "protocol parameter 'oauth_nonce' given twice (in params", 1, true)
+    assert.matches("^OAuth ", s:authorization("GET", "http://h/"))   -- still usable
+    s:close()
+  end)
+
+  it("names the parameter, never its value", function()
+    local ok2, err = pcall(smugoauth.sign, with(ok, { params = { { "oauth_token", "s3cr3t-v4lue" } } }))
+    assert.is_false(ok2)
+    assert.not_matches("s3cr3t", err)
+    ok2, err = pcall(smugoauth.sign, with(ok, { url = "http://h/?oauth_x=s3cr3t-v4lue&oauth_x=s3cr3t" }))
+    assert.is_false(ok2)
+    assert.matches("'oauth_x' given twice", err, 1, true)
+    assert.not_matches("s3cr3t", err)
+  end)
+
+  it("takes oauth_token, oauth_callback, oauth_verifier and oauth_version from params when not set", function()
+    local r = smugoauth.sign(with(ok, { token = "", version = false, params = {
+      { "oauth_token", "pt" }, { "oauth_callback", "oob" }, { "oauth_verifier", "pv" }, { "oauth_version", "1.0" } } }))
+    for _, p in ipairs { 'oauth_token="pt"', 'oauth_callback="oob"', 'oauth_verifier="pv"', 'oauth_version="1.0"' } do
+      has(p, r.authorization)
+      local _, n = r.authorization:gsub(p:gsub("%p", "%%%0"), "")
+      assert.are.equal(1, n)
+    end
+  end)
+
+  it("is what an oauthlib server refuses: the same parameter in the header and in the url", function()
+    local r = smugoauth.sign(with(ok, { url = "http://example.com/r", nonce = "abc" }))
+    local res = oauthlib_verify {
+      { method = "GET", uri = "http://example.com/r?oauth_nonce=abc", headers = { Authorization = r.authorization },
+        consumer_key = "k", consumer_secret = "cs", token_secret = "ts" },
+      { method = "GET", uri = "http://example.com/r", body = "oauth_token=t",
+        headers = { Authorization = r.authorization, ["Content-Type"] = "application/x-www-form-urlencoded" },
+        consumer_key = "k", consumer_secret = "cs", token_secret = "ts" },
+    }
+    assert.is_false(res[1].valid)
+    assert.matches("only 1 signature", res[1].error, 1, true)
+    assert.is_false(res[2].valid)
+  end)
+end)
+
+describe("oauth_* parameters given in params (RFC 5849 3.5)", function()
+  local creds = { consumer_key = "consumer", consumer_secret = "secret", token = "token", token_secret = "tsecret" }
+  local url = "http://www.example.com/resource"
+
+  it("builds the base string of the Request Body Hash extension's example (appendix A.1)", function()
+    assert.are.equal(HELLO_HASH, b64(smugoauth.core.digest("sha1", HELLO)))
+    local r = smugoauth.sign(with(creds, { method = "PUT", url = url, params = { { "oauth_body_hash", HELLO_HASH } },
+                                           nonce = "10369470270925", timestamp = 1236874236 }))
+    assert.are.equal("PUT&http%3A%2F%2Fwww.example.com%2Fresource&oauth_body_hash%3DLve95gjOVATpfV8EL5X4nxwjKHE%253D"
+                     .. "%26oauth_consumer_key%3Dconsumer%26oauth_nonce%3D10369470270925%26oauth_signature_method"
+                     .. "%3DHMAC-SHA1%26oauth_timestamp%3D1236874236%26oauth_token%3Dtoken%26oauth_version%3D1.0",
+                     r.base_string)
+  end)
+
+  it("signs oauth_body_hash once and sends it with the protocol parameters", function()
+    local r = smugoauth.sign(with(creds, { method = "PUT", url = url, params = { { "oauth_body_hash", HELLO_HASH } } }))
+    local _, n = r.base_string:gsub("oauth_body_hash", "")
+    assert.are.equal(1, n)
+    has('oauth_body_hash="Lve95gjOVATpfV8EL5X4nxwjKHE%3D", oauth_signature="', r.authorization)
+    has("&oauth_body_hash=Lve95gjOVATpfV8EL5X4nxwjKHE%3D&oauth_signature=", r.query)
+    assert.are.same({ "oauth_body_hash", HELLO_HASH }, r.oauth[#r.oauth - 1])
+    assert.are.equal("oauth_signature", r.oauth[#r.oauth][1])
+  end)
+
+  it("is accepted by an oauthlib server, in the Authorization header or the query string", function()
+    local signer = smugoauth.signer(creds)
+    local params = { { "oauth_body_hash", HELLO_HASH } }
+    local r256 = smugoauth.sign(with(creds, { method = "PUT", url = url, params = params,
+                                              signature_method = "HMAC-SHA256", realm = "http://www.example.com/" }))
+    local rq = smugoauth.sign(with(creds, { method = "PUT", url = url .. "?a=1", params = params }))
+    local function req(uri, auth)
+      return { method = "PUT", uri = uri, body = HELLO,
+               headers = { Authorization = auth, ["Content-Type"] = "text/plain" },
+               consumer_key = "consumer", consumer_secret = "secret", token_secret = "tsecret" }
+    end
+    local res = oauthlib_verify {
+      req(url, signer:authorization("PUT", url, params)),
+      req(url, r256.authorization),
+      req(url .. "?a=1&" .. rq.query, nil),
+      req(url, smugoauth.sign(with(creds, { method = "PUT", url = url })).authorization),   -- no hash: valid too
+    }
+    for i = 1, 3 do
+      assert.is_true(res[i].valid, "request " .. i .. ": " .. tostring(res[i].error))
+      assert.are.equal(HELLO_HASH, res[i].oauth_params.oauth_body_hash)
+    end
+    assert.is_true(res[4].valid)
+    assert.is_nil(res[4].oauth_params.oauth_body_hash)
+    signer:close()
+  end)
+
+  it("leaves an oauth_* parameter of the url query in the url, signed once", function()
+    local r = smugoauth.sign(with(creds, { url = url .. "?oauth_body_hash=" .. HELLO_HASH:gsub("=", "%%3D") }))
+    local _, n = r.base_string:gsub("oauth_body_hash", "")
+    assert.are.equal(1, n)
+    assert.not_matches("oauth_body_hash", r.authorization)
+    assert.not_matches("oauth_body_hash", r.query)
+  end)
+end)
+
+describe("HTTP methods are tokens (RFC 9110 5.6.2; RFC 5849 3.4.1.1)", function()
+  local ok = { url = "http://example.com/r", consumer_key = "k", consumer_secret = "cs", nonce = "n", timestamp = 1 }
+
+  it("signs M-SEARCH and VERSION-CONTROL, upper-cased, and percent-encodes the rest of tchar", function()
+    assert.matches("^M%-SEARCH&http", smugoauth.sign(with(ok, { method = "M-SEARCH" })).base_string)
+    assert.matches("^M%-SEARCH&http", smugoauth.sign(with(ok, { method = "m-search" })).base_string)
+    assert.matches("^VERSION%-CONTROL&http", smugoauth.sign(with(ok, { method = "VERSION-CONTROL" })).base_string)
+    starts("X%21%23%24%25%26%27%2A%2B-.%5E_%60%7C~9&",
+           smugoauth.sign(with(ok, { method = "x!#$%&'*+-.^_`|~9" })).base_string)
+    starts("M-SEARCH&", smugoauth.base_string("M-SEARCH", "http://h/"))
+    local s = smugoauth.signer { consumer_key = "k" }
+    local _, base = s:authorization("VERSION-CONTROL", "http://h/", nil, true)
+    starts("VERSION-CONTROL&", base)
+    s:close()
+  end)
+
+  it("agrees with an oauthlib server on them", function()
+    local reqs = {}
+    for i, m in ipairs { "M-SEARCH", "VERSION-CONTROL", "PROPFIND", "X!Y" } do
+      local r = smugoauth.sign { method = m, url = "http://example.com/r?x=" .. i, consumer_key = "k",
+                                 consumer_secret = "cs", token = "t", token_secret = "ts" }
+      reqs[i] = { method = m, uri = "http://example.com/r?x=" .. i, headers = { Authorization = r.authorization },
+                  consumer_key = "k", consumer_secret = "cs", token_secret = "ts" }
+    end
+    for i, res in ipairs(oauthlib_verify(reqs)) do
+      assert.is_true(res.valid, reqs[i].method .. ": " .. tostring(res.error))
+    end
+  end)
+
+  it("refuses what is not a token", function()
+    for _, m in ipairs { "", "GE T", "(GET)", "GET\n", "G\0T", "G/T", "G:T", "\u{E9}", ("A"):rep(33) } do
+      assert.error_matches(function() smugoauth.sign(with(ok, { method = m })) end, "bad method", 1, true)
+      assert.error_matches(function() smugoauth.base_string(m, "http://h/") end, "bad method", 1, true)
+    end
+    assert.are.equal(32, #smugoauth.sign(with(ok, { method = ("A"):rep(32) })).base_string:match("^[^&]*"))
+  end)
+end)
+
+describe("version (RFC 5849 3.1: \"1.0\" or left out)", function()
+  it("is \"1.0\" or false; anything else raises, in sign{} and signer{}", function()
+    local ok = { url = "http://h/", consumer_key = "k" }
+    for _, v in ipairs { "1.0a", "2.0", "", "1.0 ", "1", true, 1, {} } do
+      assert.error_matches(function() smugoauth.sign(with(ok, { version = v })) end, "bad option 'version'", 1, true)
+      assert.error_matches(function() smugoauth.signer { consumer_key = "k", version = v } end,
+        "bad option 'version'", 1, true)
+    end
+    has('oauth_version="1.0"', smugoauth.sign(with(ok, { version = "1.0" })).authorization)
+    assert.not_matches("oauth_version", smugoauth.signer({ consumer_key = "k", version = false })
+                                          :authorization("GET", "http://h/"))
+  end)
+end)
+
+describe("the key of a call that raises", function()
+  -- Is enc(cs) "&" enc(ts), the HMAC key of a call, anywhere in this
+  -- process's writable memory? Read through /proc/self/mem. The key is
+  -- looked for with a pattern of one-character sets ("[c][s][%-]..."), built
+  -- from its two halves: the search itself never puts a copy of it in memory.
+  local function key_in_memory(cs, ts)
+    local function sets(s) return (s:gsub("[^%w]", "%%%0"):gsub("%%?.", "[%0]")) end
+    local needle = sets(smugoauth.percent_encode(cs)) .. "[&]" .. sets(smugoauth.percent_encode(ts))
+    local maps = assert(io.open("/proc/self/maps"))
+    local mem = assert(io.open("/proc/self/mem", "rb"))
+    local found, scanned = false, 0
+    for line in maps:lines() do
+      local a, b, perms, name = line:match("^(%x+)-(%x+) (%S+) %S+ %S+ %S+%s*(.*)$")
+      a, b = tonumber(a, 16), tonumber(b, 16)
+      if perms:sub(1, 2) == "rw" and (name == "" or name == "[heap]") and b - a <= 256 * 1024 * 1024 then
+        for at = a, b - 1, 1 << 20 do
+          local chunk = mem:seek("set", at) and mem:read(math.min(1 << 20, b - at))
+          if chunk then
+            scanned = scanned + #chunk
+            if chunk:find(needle) then found = true end
+          end
+        end
+      end
+    end
+    maps:close()
+    mem:close()
+    assert(scanned > 0, "nothing of /proc/self/mem could be read")
+    return found
+  end
+
+  local n = 0
+  -- Fresh secrets for each case: never used in a signature that succeeded.
+  local function secrets()
+    n = n + 1
+    return ("cs-canary-%d-%d"):format(n, os.time()), ("ts canary/%d"):format(n)
+  end
+
+  it("can be found: the scan sees a key that is in memory", function()
+    local cs, ts = secrets()
+    local keep = smugoauth.percent_encode(cs) .. "&" .. smugoauth.percent_encode(ts)   -- a live copy
+    assert.is_true(key_in_memory(cs, ts))
+    assert.is_string(keep)
+  end)
+
+  local cases = {
+    { "a url with a space", { url = "http://h/ x" } },
+    { "a bad params entry", { params = { { "a" } } } },
+    { "a bad method", { method = "GE T" } },
+    { "a realm with CR LF", { realm = "r\r\nX: 1" } },
+    { "a protocol parameter given twice", { params = { { "oauth_nonce", "n" } } } },
+    { "an RSA-SHA1 key that is no key", { signature_method = "RSA-SHA1", rsa_key = "not a key" } },
+  }
+  for _, c in ipairs(cases) do
+    it("is not left in memory after sign{} raised on " .. c[1], function()
+      local cs, ts = secrets()
+      local opts = with({ url = "http://h/", consumer_key = "k", consumer_secret = cs, token = "t", token_secret = ts },
+                        c[2])
+      assert.is_false(pcall(smugoauth.sign, opts))
+      assert.is_false(key_in_memory(cs, ts), "the key of the call is still in memory")
+    end)
+  end
+end)
+
+describe("oauthlib's published client test vectors (tests/oauth1/rfc5849/test_client.py)", function()
+  it("signs the form-body and query requests of SignatureTypeTest", function()
+    local base = { method = "POST", url = "http://i.b/path", consumer_key = "client_key",
+                   timestamp = "1378988215", nonce = "14205877133089081931378988215" }
+    assert.are.equal("2JAQomgbShqoscqKWBiYQZwWq94=",
+                     smugoauth.sign(with(base, { params = { { "a", "b" } } })).signature)
+    assert.are.equal("08G5Snvw+gDAzBF+CmT5KqlrPKo=", smugoauth.sign(base).signature)
+  end)
+
+  it("signs the PLAINTEXT and RSA-SHA1 requests of SignatureMethodTest", function()
+    local base = { url = "http://example.com", consumer_key = "client_key", timestamp = "1234567890", nonce = "abc" }
+    assert.are.equal("foo&bar", smugoauth.sign(with(base, { signature_method = "PLAINTEXT", consumer_secret = "foo",
+                                                             token_secret = "bar" })).signature)
+    local key = table.concat {
+      "-----BEGIN RSA PRIVATE KEY-----\nMIICXgIBAAKBgQDk1/bxyS8Q8jiheHeYYp/4rEKJopeQRRKKpZI4s5i+UPwVpupG\n",
+      "AlwXWfzXwSMaKPAoKJNdu7tqKRniqst5uoHXw98gj0x7zamu0Ck1LtQ4c7pFMVah\n",
+      "5IYGhBi2E9ycNS329W27nJPWNCbESTu7snVlG8V8mfvGGg3xNjTMO7IdrwIDAQAB\n",
+      "AoGBAOQ2KuH8S5+OrsL4K+wfjoCi6MfxCUyqVU9GxocdM1m30WyWRFMEz2nKJ8fR\n",
+      "p3vTD4w8yplTOhcoXdQZl0kRoaDzrcYkm2VvJtQRrX7dKFT8dR8D/Tr7dNQLOXfC\n",
+      "DY6xveQczE7qt7Vk7lp4FqmxBsaaEuokt78pOOjywZoInjZhAkEA9wz3zoZNT0/i\n",
+      "rf6qv2qTIeieUB035N3dyw6f1BGSWYaXSuerDCD/J1qZbAPKKhyHZbVawFt3UMhe\n",
+      "542UftBaxQJBAO0iJy1I8GQjGnS7B3yvyH3CcLYGy296+XO/2xKp/d/ty1OIeovx\n",
+      "C60pLNwuFNF3z9d2GVQAdoQ89hUkOtjZLeMCQQD0JO6oPHUeUjYT+T7ImAv7UKVT\n",
+      "Suy30sKjLzqoGw1kR+wv7C5PeDRvscs4wa4CW9s6mjSrMDkDrmCLuJDtmf55AkEA\n",
+      "kmaMg2PNrjUR51F0zOEFycaaqXbGcFwe1/xx9zLmHzMDXd4bsnwt9kk+fe0hQzVS\n",
+      "JzatanQit3+feev1PN3QewJAWv4RZeavEUhKv+kLe95Yd0su7lTLVduVgh4v5yLT\n",
+      "Ga6FHdjGPcfajt+nrpB1n8UQBEH9ZxniokR/IPvdMlxqXA==\n-----END RSA PRIVATE KEY-----",
+    }
+    local r = smugoauth.sign(with(base, { signature_method = "RSA-SHA1", rsa_key = key }))
+    assert.are.equal("ktvzkUhtrIawBcq21DRJrAyysTc3E1Zq5GdGu8EzHOtbeaCmOBDLGHAcqlm92mj7xp5E1Z6i2vbExPim"
+                     .. "YAJL7FzkLnkRE5YEJR4rNtIgAf1OZbYsIUmmBO+CLuStuu5Lg3tAluwC7XkkgoXCBaRKT1mUXzPHJILzZ8iFOvS"
+                     .. "6w5E=", r.signature)
   end)
 end)

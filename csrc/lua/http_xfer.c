@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "encode.h"
 #include "http_int.h"
 
 #if LIBCURL_VERSION_NUM < 0x074200
@@ -100,12 +101,6 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 
 /* ---------------------------------------------------------- header checks */
 
-/* Is c a token character (RFC 9110: method and header names)? */
-static int is_tchar(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 /* Case-insensitive: is the header name s[0, n) equal to name? */
 static int name_is(const char *s, size_t n, const char *name) {
   size_t i;
@@ -125,7 +120,7 @@ static size_t check_header(lua_State *L, lua_Integer i, const char *fn) {
   for (k = 0; k < n; k++)
     if (s[k] == '\r' || s[k] == '\n' || s[k] == '\0')
       luaL_error(L, "bad header #%I to '%s' (CR, LF or NUL in it)", i, fn);
-  for (k = 0; k < n && is_tchar((unsigned char)s[k]); k++) {}
+  for (k = 0; k < n && so_tchar[(unsigned char)s[k]]; k++) {}
   if (k == 0 || k == n || s[k] != ':')
     luaL_error(L, "bad header #%I to '%s' ('Name: value' expected)", i, fn);
   return k;
@@ -133,15 +128,9 @@ static size_t check_header(lua_State *L, lua_Integer i, const char *fn) {
 
 /* --------------------------------------------------------- request tables */
 
-/* The keys a request table may have, in so_xfer_readreq's switch order. */
-static const char *const req_fields[] = {
-  "method", "url", "headers", "body", "body_file", "on_progress", "timeout", "fresh",
-  "max_body", NULL
-};
-
 /* Is the request's method exactly m? */
 static int method_is(const so_req *r, const char *m) {
-  return r->method_len == strlen(m) && memcmp(r->method, m, r->method_len) == 0;
+  return r->method.n == strlen(m) && memcmp(r->method.s, m, r->method.n) == 0;
 }
 
 /* Must r go on a new connection? libcurl re-sends a request, unchanged (the
@@ -158,71 +147,63 @@ static long fresh_connection(const so_req *r) {
          method_is(r, "DELETE") || method_is(r, "OPTIONS") ? 0L : 1L;
 }
 
+/* headers: an array of "Name: value" strings, each checked. */
+static void req_headers(lua_State *L, const so_opt *o, int *out) {
+  lua_Integer j, n = (lua_Integer)lua_rawlen(L, -1);
+  for (j = 1; j <= n; j++) {
+    lua_rawgeti(L, -1, j);
+    check_header(L, j, o->fn);
+    lua_pop(L, 1);
+  }
+  *out = 1;
+}
+
+/* on_progress: a function, called from the transfer; c:request only. */
+static void req_progress(lua_State *L, const so_opt *o, int *out) {
+  if (strcmp(o->fn, "many") == 0)
+    luaL_error(L, "option 'on_progress' is not supported by 'many'");
+  *out = 1;
+}
+
+/* Read the option on top of the stack (its key in o) into r; an unknown key
+ * raises. Expanded from the SO_REQ_OPT rows. */
+static void req_option(lua_State *L, const so_opt *o, so_req *r) {
+#define SO_REQ_OPT(name, type, reader, field)    \
+  if (so_opt_is(o, #name)) {                     \
+    so_opt_type(L, o, LUA_T##type);              \
+    reader(L, o, &r->field);                     \
+    return;                                      \
+  }
+#include "http_opts.h"
+  so_opt_unknown(L, o);
+}
+
 /* Read and check the request table at idx; misuse raises naming fn. */
 void so_xfer_readreq(lua_State *L, int idx, so_req *r, const char *fn) {
+  so_opt o = SO_OPT_INIT(fn);
   const char *err;
   size_t i;
   memset(r, 0, sizeof *r);
-  r->method = "GET";
-  r->method_len = 3;
+  r->method.s = "GET";
+  r->method.n = 3;
   r->fresh = -1;                   /* not given: by method (fresh_connection) */
   idx = lua_absindex(L, idx);
   lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    int f = so_opt_field(L, req_fields, fn);
-    const char *k = req_fields[f];
-    switch (f) {
-    case 0: r->method = so_opt_string(L, k, fn, &r->method_len); break;
-    case 1: r->url = so_opt_string(L, k, fn, &r->url_len); break;
-    case 2: {
-      lua_Integer j, n;
-      so_opt_type(L, LUA_TTABLE, k, fn);
-      n = (lua_Integer)lua_rawlen(L, -1);
-      for (j = 1; j <= n; j++) {
-        lua_rawgeti(L, -1, j);
-        check_header(L, j, fn);
-        lua_pop(L, 1);
-      }
-      r->headers = 1;
-      break;
-    }
-    case 3: r->body = so_opt_string(L, k, fn, &r->body_len); break;
-    case 4: r->body_file = so_opt_cstring(L, k, fn); break;
-    case 5:
-      if (strcmp(fn, "many") == 0) luaL_error(L, "option 'on_progress' is not supported by 'many'");
-      so_opt_type(L, LUA_TFUNCTION, k, fn);
-      r->progress = 1;
-      break;
-    case 6: r->timeout_ms = so_opt_ms(L, k, fn); break;
-    case 7:
-      so_opt_type(L, LUA_TBOOLEAN, k, fn);
-      r->fresh = lua_toboolean(L, -1);
-      break;
-    default: {                          /* max_body: overrides the client's */
-      lua_Integer n;
-      int ok;
-      so_opt_type(L, LUA_TNUMBER, k, fn);
-      n = lua_tointegerx(L, -1, &ok);
-      if (!ok || n < 1 || (lua_Unsigned)n > (lua_Unsigned)((size_t)-1 / 4))
-        luaL_error(L, "bad option 'max_body' to '%s' (positive integer expected)", fn);
-      r->max_body = (size_t)n;
-      break;
-    }
-    }
+  while (so_opt_next(L, idx, &o)) {
+    req_option(L, &o, r);
     lua_pop(L, 1);
   }
-  for (i = 0; i < r->method_len && is_tchar((unsigned char)r->method[i]); i++) {}
-  if (r->method_len == 0 || r->method_len > 32 || i < r->method_len)
+  for (i = 0; i < r->method.n && so_tchar[(unsigned char)r->method.s[i]]; i++) {}
+  if (r->method.n == 0 || r->method.n > 32 || i < r->method.n)
     luaL_error(L, "bad option 'method' to '%s' (an HTTP method token expected)", fn);
-  if (r->url == NULL) luaL_error(L, "missing option 'url' to '%s'", fn);
-  if ((err = so_url_parse(&r->u, r->url, r->url_len)) != NULL)
+  if (r->url.s == NULL) luaL_error(L, "missing option 'url' to '%s'", fn);
+  if ((err = so_url_parse(&r->u, r->url.s, r->url.n)) != NULL)
     luaL_error(L, "bad option 'url' to '%s' (%s)", fn, err);
-  if (!name_is(r->u.scheme, r->u.scheme_len, "http") &&
-      !name_is(r->u.scheme, r->u.scheme_len, "https"))
+  if (!so_url_scheme_is(&r->u, "http") && !so_url_scheme_is(&r->u, "https"))
     luaL_error(L, "bad option 'url' to '%s' (http or https expected)", fn);
-  if (r->body != NULL && r->body_file != NULL)
+  if (r->body.s != NULL && r->body_file != NULL)
     luaL_error(L, "options 'body' and 'body_file' to '%s' exclude each other", fn);
-  if (method_is(r, "HEAD") && (r->body != NULL || r->body_file != NULL))
+  if (method_is(r, "HEAD") && (r->body.s != NULL || r->body_file != NULL))
     luaL_error(L, "a HEAD request to '%s' cannot have a body", fn);
 }
 
@@ -282,9 +263,10 @@ static void add_header(lua_State *L, so_xfer *x, const char *h) {
 }
 
 /* Set x up for the checked request r (table at idx) of the client at self.
- * Returns 0, or -1 with the reason in x->err when body_file cannot be read. */
-int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r,
-                    const char *fn) {
+ * Returns NULL, or the failure's code with the reason in x->err: "io" when
+ * body_file cannot be read, "network" when libcurl refused an option. */
+const char *so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r,
+                            const char *fn) {
   so_http *h = lua_touserdata(L, self);
   CURL *e = x->easy;
   CURLcode rc = CURLE_OK;
@@ -299,9 +281,9 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
   x->err[0] = '\0';
   x->max_body = r->max_body ? r->max_body : h->max_body;
   x->sent = 0;
-  so_buf_add(&x->what, r->method, r->method_len);
+  so_buf_add(&x->what, r->method.s, r->method.n);
   so_buf_addc(&x->what, ' ');
-  so_buf_add(&x->what, r->url, (size_t)(r->u.path + r->u.path_len - r->url));
+  so_buf_add(&x->what, r->url.s, (size_t)(r->u.path + r->u.path_len - r->url.s));
   so_buf_addc(&x->what, '\0');
   if (r->u.query != NULL) so_buf_add(&x->query, r->u.query, r->u.query_len);
   so_buf_addc(&x->query, '\0');
@@ -333,12 +315,12 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
     if (x->fp == NULL || fstat(fileno(x->fp), &st) != 0) {
       snprintf(x->err, sizeof x->err, "cannot read body_file '%s': %s", r->body_file,
                strerror(errno));
-      return -1;
+      return "io";
     }
     if (!S_ISREG(st.st_mode)) {
       snprintf(x->err, sizeof x->err, "cannot read body_file '%s': not a regular file",
                r->body_file);
-      return -1;
+      return "io";
     }
     fsize = (curl_off_t)st.st_size;
   }
@@ -347,7 +329,7 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
   SET(CURLOPT_ERRORBUFFER, x->err);
   SET(CURLOPT_PRIVATE, (void *)x);
   SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_URL, r->url);
+  SET(CURLOPT_URL, r->url.s);           /* anchored by the request table; NUL-free */
 #if LIBCURL_VERSION_NUM >= 0x075500
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -382,9 +364,9 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
       SET(CURLOPT_UPLOAD, 1L);
       SET(CURLOPT_INFILESIZE_LARGE, fsize);
     }
-  } else if (r->body != NULL) {
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    SET(CURLOPT_POSTFIELDS, r->body);   /* anchored by the request table */
+  } else if (r->body.s != NULL) {
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.n);
+    SET(CURLOPT_POSTFIELDS, r->body.s);   /* anchored by the request table */
   } else if (method_is(r, "HEAD")) {
     SET(CURLOPT_NOBODY, 1L);
   } else if (method_is(r, "POST")) {
@@ -395,7 +377,7 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
   }
   if (!method_is(r, "GET") && !method_is(r, "HEAD") && !method_is(r, "POST") &&
       !(method_is(r, "PUT") && r->body_file != NULL)) {
-    lua_pushlstring(L, r->method, r->method_len);
+    lua_pushlstring(L, r->method.s, r->method.n);
     SET(CURLOPT_CUSTOMREQUEST, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
@@ -405,9 +387,12 @@ int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r
     SET(CURLOPT_XFERINFODATA, (void *)x);
   }
 #undef SET
-  if (rc != CURLE_OK)
-    luaL_error(L, "%s: cannot set up the transfer: %s", fn, curl_easy_strerror(rc));
-  return 0;
+  if (rc == CURLE_OUT_OF_MEMORY) luaL_error(L, "not enough memory");
+  if (rc != CURLE_OK) {
+    snprintf(x->err, sizeof x->err, "cannot set up the transfer: %s", curl_easy_strerror(rc));
+    return "network";
+  }
+  return NULL;
 }
 
 /* ----------------------------------------------------------------- results */
@@ -464,12 +449,13 @@ static int push_fail(lua_State *L, const char *code, int as_table) {
   return 3;
 }
 
-/* After so_xfer_prepare failed (x->err says why): reset x and push the "io"
- * failure. Returns the number of values. */
-int so_xfer_failprep(lua_State *L, so_xfer *x, const char *fn, int as_table) {
+/* After so_xfer_prepare failed with code (x->err says why): reset x and push
+ * the failure. Returns the number of values. */
+int so_xfer_failprep(lua_State *L, so_xfer *x, const char *fn, const char *code,
+                     int as_table) {
   push_message(L, x, fn, x->err);
   so_xfer_reset(x);
-  return push_fail(L, "io", as_table);
+  return push_fail(L, code, as_table);
 }
 
 /* The response header lines as an array of {name, value}. */

@@ -1,4 +1,4 @@
-/* poll.c -- a readiness poller over epoll for the Lua HTTP loop, plus a
+/* lpoll.c -- a readiness poller over epoll for the Lua HTTP loop, plus a
  * monotonic clock. LuaSocket's select() cannot watch descriptors past
  * FD_SETSIZE and rescans every descriptor on each call; epoll has neither
  * problem. Descriptors are plain integers (LuaSocket's sock:getfd()).
@@ -10,6 +10,7 @@
  *   p:wait([timeout [, fds [, evs]]]) -> fds, evs, n | nil, message, code
  *   p:close()                      (also __gc and __close; idempotent)
  *   core.monotime()                -> seconds (float) from CLOCK_MONOTONIC
+ *                                     | nil, message, code
  *
  * Codes are errno names ("EEXIST", "ENOENT", "EBADF", ...).
  */
@@ -19,7 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lcore.h"
+#include "auxiliar.h"
+#include "lpoll.h"
 
 #define POLLER_MT "smugoauth.Poller"
 
@@ -52,16 +54,16 @@ static const char *errno_name(int e) {
   }
 }
 
-/* "nil, 'poller:<what>: <strerror>', '<ENAME>'" from the current errno. */
+/* "nil, '<what>: <strerror>', '<ENAME>'" from the current errno. */
 static int fail_errno(lua_State *L, const char *what) {
   int e = errno;
-  return so_fail(L, errno_name(e), "poller:%s: %s", what, strerror(e));
+  return so_fail(L, errno_name(e), "%s: %s", what, strerror(e));
 }
 
 /* The poller at idx, raising when it is not one or is closed. */
 static poller *check_open(lua_State *L, int idx) {
   poller *p = luaL_checkudata(L, idx, POLLER_MT);
-  if (p->epfd < 0) luaL_error(L, "attempt to use a closed " POLLER_MT);
+  if (p->epfd < 0) so_closed_error(L, POLLER_MT);
   return p;
 }
 
@@ -123,18 +125,18 @@ static int l_poller(lua_State *L) {
   p->epfd = -1;
   p->maxev = (int)maxev;
   luaL_setmetatable(L, POLLER_MT);
-  if ((p->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) return fail_errno(L, "create");
+  if ((p->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) return fail_errno(L, "poller:create");
   return 1;
 }
 
 /* p:add(fd, events) -> true | nil, message, code ("EEXIST" if already added) */
 static int poller_add(lua_State *L) {
-  return ctl(L, EPOLL_CTL_ADD, "add");
+  return ctl(L, EPOLL_CTL_ADD, "poller:add");
 }
 
 /* p:mod(fd, events) -> true | nil, message, code ("ENOENT" if not added) */
 static int poller_mod(lua_State *L) {
-  return ctl(L, EPOLL_CTL_MOD, "mod");
+  return ctl(L, EPOLL_CTL_MOD, "poller:mod");
 }
 
 /* p:del(fd) -> true | nil, message, code */
@@ -143,7 +145,7 @@ static int poller_del(lua_State *L) {
   int fd = check_fd(L, 2);
   struct epoll_event ev;        /* ignored, but kernels before 2.6.9 want one */
   memset(&ev, 0, sizeof ev);
-  if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &ev) != 0) return fail_errno(L, "del");
+  if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &ev) != 0) return fail_errno(L, "poller:del");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -167,7 +169,7 @@ static int poller_wait(lua_State *L) {
   lua_settop(L, 4);
   n = epoll_wait(p->epfd, p->ev, p->maxev, ms);
   if (n < 0) {
-    if (errno != EINTR) return fail_errno(L, "wait");
+    if (errno != EINTR) return fail_errno(L, "poller:wait");
     n = 0;
   }
   out_table(L, 3, n);           /* 5: fds */
@@ -225,12 +227,7 @@ static const luaL_Reg poller_meta[] = {
 
 /* Create the Poller metatable with its methods in a separate __index. */
 static void poller_createmeta(lua_State *L) {
-  if (luaL_newmetatable(L, POLLER_MT)) {
-    luaL_setfuncs(L, poller_meta, 0);
-    luaL_newlib(L, poller_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  so_newclass(L, POLLER_MT, poller_meta, poller_methods, 0);
 }
 
 #else /* !__linux__ */
@@ -251,7 +248,8 @@ static void poller_createmeta(lua_State *L) {
 /* core.monotime() -> seconds since an arbitrary point, never going back */
 static int l_monotime(lua_State *L) {
   struct timespec ts;
-  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return luaL_error(L, "clock_gettime failed");
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+    return so_fail(L, "EIO", "monotime: clock_gettime: %s", strerror(errno));
   lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
   return 1;
 }
@@ -262,7 +260,8 @@ static const luaL_Reg poll_funcs[] = {
   {NULL, NULL}
 };
 
-void so_open_poll(lua_State *L) {
+int so_open_poll(lua_State *L) {
   poller_createmeta(L);
   luaL_setfuncs(L, poll_funcs, 0);
+  return 0;
 }

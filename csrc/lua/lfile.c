@@ -11,7 +11,8 @@
 
 #include <openssl/crypto.h>
 
-#include "lcore.h"
+#include "auxiliar.h"
+#include "lfile.h"
 #include "privfile.h"
 
 #define READ_DEFAULT ((lua_Integer)64 * 1024)    /* read_private's default cap */
@@ -20,18 +21,6 @@
 static int fail_errno(lua_State *L, const char *what, const char *path, int err) {
   return so_fail(L, "io", "%s: %s: %s", path, what, strerror(err));
 }
-
-/* The path at idx: a non-empty string without NUL bytes, or raise. */
-const char *so_check_path(lua_State *L, int idx) {
-  size_t n;
-  const char *path = luaL_checklstring(L, idx, &n);
-  luaL_argcheck(L, n > 0, idx, "empty path");
-  luaL_argcheck(L, strlen(path) == n, idx, "path contains a NUL byte");
-  return path;
-}
-
-/* The failure codes of read_private, by privfile outcome. */
-static const char *const priv_codes[] = { "ok", "missing", "refused", "too_large", "io" };
 
 /* A userdata of n bytes (run under lua_pcall by read_private). */
 static int new_buffer(lua_State *L) {
@@ -55,7 +44,7 @@ static int l_read_private(lua_State *L) {
   int fd, st;
   luaL_argcheck(L, max >= 1 && max <= READ_LIMIT, 2, "max must be 1 byte to 16 MiB");
   st = so_priv_open(path, (size_t)max, &fd, &size, msg, sizeof msg);
-  if (st != SO_PRIV_OK) return so_fail(L, priv_codes[st], "%s", msg);
+  if (st != SO_PRIV_OK) return so_fail(L, so_priv_code(st), "%s", msg);
   lua_pushcfunction(L, new_buffer);          /* a raise here must not leak fd */
   lua_pushinteger(L, (lua_Integer)size);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
@@ -67,7 +56,7 @@ static int l_read_private(lua_State *L) {
   close(fd);
   if (st != SO_PRIV_OK) {
     OPENSSL_cleanse(buf, size);
-    return so_fail(L, priv_codes[st], "%s", msg);
+    return so_fail(L, so_priv_code(st), "%s", msg);
   }
   lua_pushlstring(L, (const char *)buf, len);
   OPENSSL_cleanse(buf, len);
@@ -148,6 +137,7 @@ static const luaL_Reg file_funcs[] = {
   {NULL, NULL}
 };
 
-void so_open_file(lua_State *L) {
+int so_open_file(lua_State *L) {
   luaL_setfuncs(L, file_funcs, 0);
+  return 0;
 }

@@ -1,15 +1,18 @@
 /* lcrypto.c -- small crypto helpers for the Lua front: HMAC, digests,
- * constant-time comparison, base64, random bytes, AES-256-GCM sealing. */
+ * constant-time comparison, random bytes, base64. (Sealed values are the
+ * cookie format's: lcookie.c.) */
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "lcore.h"
+#include "auxiliar.h"
+#include "encode.h"
+#include "lcrypto.h"
+#include "sslerr.h"
 
 static const EVP_MD *check_digest(lua_State *L, int idx) {
   static const char *const names[] = { "sha1", "sha256", "sha512", "md5", NULL };
@@ -21,13 +24,14 @@ static const EVP_MD *check_digest(lua_State *L, int idx) {
   }
 }
 
-static int raise_ssl(lua_State *L, const char *what) {
+/* nil, "<what>: <OpenSSL's reason>", "crypto" (the error queue drained). */
+static int fail_ssl(lua_State *L, const char *what) {
   char buf[300];
-  so_ssl_error(buf, sizeof buf, what);
-  return luaL_error(L, "%s", buf);
+  return so_fail(L, "crypto", "%s", so_ssl_error(buf, sizeof buf, what));
 }
 
-/* hmac(digest, key, msg) -> raw MAC; digest: "sha1" | "sha256" | "sha512" */
+/* hmac(digest, key, msg) -> raw MAC | nil, message, "crypto";
+ * digest: "sha1" | "sha256" | "sha512" | "md5" */
 static int l_hmac(lua_State *L) {
   const EVP_MD *md = check_digest(L, 1);
   size_t kl, ml;
@@ -36,24 +40,25 @@ static int l_hmac(lua_State *L) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int ol = 0;
   if (HMAC(md, k, (int)kl, (const unsigned char *)m, ml, out, &ol) == NULL)
-    return raise_ssl(L, "hmac");
+    return fail_ssl(L, "hmac");
   lua_pushlstring(L, (const char *)out, ol);
   return 1;
 }
 
-/* digest(name, s) -> raw digest */
+/* digest(name, s) -> raw digest | nil, message, "crypto" */
 static int l_digest(lua_State *L) {
   const EVP_MD *md = check_digest(L, 1);
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int ol = 0;
-  if (!EVP_Digest(s, n, out, &ol, md, NULL)) return raise_ssl(L, "digest");
+  if (!EVP_Digest(s, n, out, &ol, md, NULL)) return fail_ssl(L, "digest");
   lua_pushlstring(L, (const char *)out, ol);
   return 1;
 }
 
-/* digest_file(name, path) -> raw digest, size | nil, message, "io" */
+/* digest_file(name, path) -> raw digest, size | nil, message, code ("io",
+ * or "crypto" when OpenSSL failed) */
 static int l_digest_file(lua_State *L) {
   const EVP_MD *md = check_digest(L, 1);
   const char *path = so_check_path(L, 2);      /* a NUL byte raises */
@@ -67,10 +72,10 @@ static int l_digest_file(lua_State *L) {
   if ((ctx = EVP_MD_CTX_new()) == NULL || !EVP_DigestInit_ex(ctx, md, NULL)) {
     fclose(fp);
     EVP_MD_CTX_free(ctx);
-    return raise_ssl(L, "digest_file");
+    return fail_ssl(L, "digest_file");
   }
   while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) {
-    EVP_DigestUpdate(ctx, chunk, got);
+    if (!EVP_DigestUpdate(ctx, chunk, got)) break;
     total += (lua_Integer)got;
   }
   if (ferror(fp)) {
@@ -79,7 +84,10 @@ static int l_digest_file(lua_State *L) {
     return so_fail(L, "io", "%s: read error", path);
   }
   fclose(fp);
-  EVP_DigestFinal_ex(ctx, out, &ol);
+  if (got > 0 || !EVP_DigestFinal_ex(ctx, out, &ol)) {   /* an update failed, or the final */
+    EVP_MD_CTX_free(ctx);
+    return fail_ssl(L, "digest_file");
+  }
   EVP_MD_CTX_free(ctx);
   lua_pushlstring(L, (const char *)out, ol);
   lua_pushinteger(L, total);
@@ -95,14 +103,18 @@ static int l_equal(lua_State *L) {
   return 1;
 }
 
-/* random_bytes(n) -> n bytes from the CSPRNG */
+/* random_bytes(n) -> n bytes from the CSPRNG | nil, message, "crypto" */
 static int l_random_bytes(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   luaL_Buffer b;
   char *p;
   luaL_argcheck(L, n >= 0 && n <= 1 << 20, 1, "must be between 0 and 1 MiB");
   p = luaL_buffinitsize(L, &b, (size_t)n);
-  if (n > 0 && RAND_bytes((unsigned char *)p, (int)n) != 1) return raise_ssl(L, "RAND_bytes");
+  if (n > 0 && RAND_bytes((unsigned char *)p, (int)n) != 1) {
+    luaL_pushresultsize(&b, 0);
+    lua_pop(L, 1);
+    return fail_ssl(L, "random_bytes: RAND_bytes");
+  }
   luaL_pushresultsize(&b, (size_t)n);
   return 1;
 }
@@ -123,7 +135,8 @@ static int l_b64encode(lua_State *L) {
   return 1;
 }
 
-/* b64decode(s [, url]) -> bytes | nil when s is not valid base64 */
+/* b64decode(s [, url]) -> bytes | nil, message, "malformed" when s is not
+ * (strict, canonical) base64; url: base64url, padding optional either way */
 static int l_b64decode(lua_State *L) {
   size_t n, o;
   const char *s = luaL_checklstring(L, 1, &n);
@@ -133,72 +146,10 @@ static int l_b64decode(lua_State *L) {
   o = so_b64_decode((unsigned char *)p, s, n, url);
   if (o == (size_t)-1) {
     luaL_pushresultsize(&b, 0);
-    lua_pushnil(L);
-    return 1;
+    lua_pop(L, 1);
+    return so_fail(L, "malformed", "b64decode: not valid %s", url ? "base64url" : "base64");
   }
   luaL_pushresultsize(&b, o);
-  return 1;
-}
-
-#define GCM_IV 12
-#define GCM_TAG 16
-
-/* seal(key32, plaintext [, aad]) -> iv .. ciphertext .. tag (AES-256-GCM) */
-static int l_seal(lua_State *L) {
-  size_t kl, pl, al = 0;
-  const char *k = luaL_checklstring(L, 1, &kl);
-  const char *pt = luaL_checklstring(L, 2, &pl);
-  const char *aad = luaL_optlstring(L, 3, "", &al);
-  luaL_Buffer b;
-  unsigned char *o;
-  int len = 0, ok;
-  EVP_CIPHER_CTX *c;
-  luaL_argcheck(L, kl == 32, 1, "key must be 32 bytes");
-  luaL_argcheck(L, pl < 1 << 24, 2, "too large");
-  o = (unsigned char *)luaL_buffinitsize(L, &b, pl + GCM_IV + GCM_TAG);
-  if (RAND_bytes(o, GCM_IV) != 1) return raise_ssl(L, "RAND_bytes");
-  if ((c = EVP_CIPHER_CTX_new()) == NULL) return raise_ssl(L, "seal");
-  ok = EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, (const unsigned char *)k, o) &&
-       EVP_EncryptUpdate(c, NULL, &len, (const unsigned char *)aad, (int)al) &&
-       EVP_EncryptUpdate(c, o + GCM_IV, &len, (const unsigned char *)pt, (int)pl) &&
-       EVP_EncryptFinal_ex(c, o + GCM_IV + len, &len) &&
-       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, GCM_TAG, o + GCM_IV + pl);
-  EVP_CIPHER_CTX_free(c);
-  if (!ok) return raise_ssl(L, "seal");
-  luaL_pushresultsize(&b, pl + GCM_IV + GCM_TAG);
-  return 1;
-}
-
-/* open(key32, sealed [, aad]) -> plaintext | nil when it does not verify */
-static int l_open(lua_State *L) {
-  size_t kl, sl, al = 0, pl;
-  const char *k = luaL_checklstring(L, 1, &kl);
-  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 2, &sl);
-  const char *aad = luaL_optlstring(L, 3, "", &al);
-  luaL_Buffer b;
-  unsigned char *o, tag[GCM_TAG];
-  int len = 0, ok;
-  EVP_CIPHER_CTX *c;
-  luaL_argcheck(L, kl == 32, 1, "key must be 32 bytes");
-  if (sl < GCM_IV + GCM_TAG || sl > (1 << 24)) { lua_pushnil(L); return 1; }
-  pl = sl - GCM_IV - GCM_TAG;
-  memcpy(tag, s + sl - GCM_TAG, GCM_TAG);
-  o = (unsigned char *)luaL_buffinitsize(L, &b, pl + 1);
-  if ((c = EVP_CIPHER_CTX_new()) == NULL) return raise_ssl(L, "open");
-  ok = EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, (const unsigned char *)k, s) &&
-       EVP_DecryptUpdate(c, NULL, &len, (const unsigned char *)aad, (int)al) &&
-       EVP_DecryptUpdate(c, o, &len, s + GCM_IV, (int)pl) &&
-       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GCM_TAG, tag) &&
-       EVP_DecryptFinal_ex(c, o + len, &len) > 0;
-  EVP_CIPHER_CTX_free(c);
-  if (!ok) {
-    ERR_clear_error();
-    OPENSSL_cleanse(o, pl);
-    luaL_pushresultsize(&b, 0);
-    lua_pushnil(L);
-    return 1;
-  }
-  luaL_pushresultsize(&b, pl);
   return 1;
 }
 
@@ -210,11 +161,10 @@ static const luaL_Reg crypto_funcs[] = {
   {"random_bytes", l_random_bytes},
   {"b64encode", l_b64encode},
   {"b64decode", l_b64decode},
-  {"seal", l_seal},
-  {"open", l_open},
   {NULL, NULL}
 };
 
-void so_open_crypto(lua_State *L) {
+int so_open_crypto(lua_State *L) {
   luaL_setfuncs(L, crypto_funcs, 0);
+  return 0;
 }

@@ -2,7 +2,7 @@
  * privfile.h -- files that hold secrets (stored credentials, the cookie key):
  * read and replaced so that no other local user can read them, or slip a
  * file of theirs in place of ours. Plain C (no Lua); the Lua bindings are in
- * lfile.c, and cookie.c reads its key file through it.
+ * csrc/lua/lfile.c, and cookie.c reads its key file through it.
  *
  * A private file is a regular file, owned by the effective user, with no
  * permission bit for group or others, in a directory owned by the effective
@@ -10,8 +10,8 @@
  * StrictModes asks of ~/.ssh). Every check is made on the descriptor that is
  * then read from: see privfile.c for why no file can be swapped in between.
  */
-#ifndef SMUGOAUTH_PRIVFILE_H
-#define SMUGOAUTH_PRIVFILE_H
+#ifndef SO_PRIVFILE_H
+#define SO_PRIVFILE_H
 
 #include <stddef.h>
 
@@ -24,6 +24,9 @@ enum {
   SO_PRIV_TOO_LARGE,   /* more than the caller's capacity */
   SO_PRIV_IO           /* any other failure (errno text in the message) */
 };
+
+/* The outcome's stable error code: "ok", "missing", "refused", "too_large", "io". */
+const char *so_priv_code(int outcome);
 
 /* Longest path accepted (the whole path, and its directory part). */
 #define SO_PRIV_PATH_MAX 4096

@@ -25,8 +25,14 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "smugoauth.h"
+#include "encode.h"
+#include "nonce.h"
 #include "privfile.h"
+
+const char *so_priv_code(int outcome) {
+  static const char *const codes[] = { "ok", "missing", "refused", "too_large", "io" };
+  return outcome >= SO_PRIV_OK && outcome <= SO_PRIV_IO ? codes[outcome] : "io";
+}
 
 /* Format a message into msg and return the outcome st. */
 static int say(int st, char *msg, size_t msglen, const char *fmt, ...) {

@@ -15,7 +15,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "smugoauth.h"
+#include "encode.h"
+#include "sigmethod.h"
+#include "sslerr.h"
 
 const char *const so_method_names[] = {
   "HMAC-SHA1", "HMAC-SHA256", "HMAC-SHA512", "PLAINTEXT", "RSA-SHA1", NULL
@@ -37,17 +39,11 @@ struct so_signer {
   size_t pemlen;
 };
 
-/* Drain OpenSSL's error queue; keep the first (root cause) message. */
-void so_ssl_error(char *buf, size_t len, const char *what) {
-  unsigned long e = ERR_get_error(), first = e;
-  while (e != 0) e = ERR_get_error();
-  if (first != 0) {
-    char msg[256];
-    ERR_error_string_n(first, msg, sizeof msg);
-    snprintf(buf, len, "%s: %s", what, msg);
-  } else {
-    snprintf(buf, len, "%s failed", what);
-  }
+int so_method_find(const char *s, size_t n) {
+  int i;
+  for (i = 0; so_method_names[i] != NULL; i++)
+    if (strlen(so_method_names[i]) == n && memcmp(so_method_names[i], s, n) == 0) return i;
+  return -1;
 }
 
 so_signer *so_signer_new(void) {
@@ -117,32 +113,38 @@ static void add_b64(so_buf *out, const unsigned char *md, size_t mdlen) {
   out->len += so_b64_encode(out->p + out->len, md, mdlen);
 }
 
-static const char *sign_hmac(so_signer *s, int method, const char *key, size_t keylen,
-                             const char *msg, size_t msglen, so_buf *out,
-                             char *errbuf, size_t errlen) {
+static int sign_hmac(so_signer *s, int method, const char *key, size_t keylen,
+                     const char *msg, size_t msglen, so_buf *out, char *errbuf, size_t errlen) {
   unsigned char md[EVP_MAX_MD_SIZE];
   size_t mdlen = 0;
   EVP_MAC_CTX *ctx = keyed_ctx(s, method, key, keylen, errbuf, errlen);
-  if (ctx == NULL) return errbuf;
+  if (ctx == NULL) return SO_SIG_FAILED;
   if (!EVP_MAC_update(ctx, (const unsigned char *)msg, msglen) ||
       !EVP_MAC_final(ctx, md, &mdlen, sizeof md)) {
     so_ssl_error(errbuf, errlen, "HMAC");
-    return errbuf;
+    return SO_SIG_FAILED;
   }
   add_b64(out, md, mdlen);
   OPENSSL_cleanse(md, sizeof md);
-  return NULL;
+  return SO_SIG_OK;
 }
 
-/* Parse (or reuse) the PEM private key. */
-static EVP_PKEY *rsa_key(so_signer *s, const char *pem, size_t pemlen,
+/* Parse (or reuse) the PEM private key; NULL with *st and errbuf set. */
+static EVP_PKEY *rsa_key(so_signer *s, const char *pem, size_t pemlen, int *st,
                          char *errbuf, size_t errlen) {
   BIO *bio;
   EVP_PKEY *pk;
+  *st = SO_SIG_OK;
   if (s->pkey != NULL && s->pemlen == pemlen && memcmp(s->pem, pem, pemlen) == 0)
     return s->pkey;
-  if (pemlen > 1 << 20 || (bio = BIO_new_mem_buf(pem, (int)pemlen)) == NULL) {
+  *st = SO_SIG_BADKEY;
+  if (pemlen > 1 << 20) {
     snprintf(errbuf, errlen, "rsa_key is too large");
+    return NULL;
+  }
+  if ((bio = BIO_new_mem_buf(pem, (int)pemlen)) == NULL) {
+    *st = SO_SIG_FAILED;
+    so_ssl_error(errbuf, errlen, "BIO_new_mem_buf");
     return NULL;
   }
   pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
@@ -157,6 +159,7 @@ static EVP_PKEY *rsa_key(so_signer *s, const char *pem, size_t pemlen,
     snprintf(errbuf, errlen, "rsa_key is not an RSA key");
     return NULL;
   }
+  *st = SO_SIG_FAILED;
   EVP_PKEY_free(s->pkey);
   wipe_free(s->pem, s->pemlen);
   s->pkey = pk;
@@ -167,59 +170,58 @@ static EVP_PKEY *rsa_key(so_signer *s, const char *pem, size_t pemlen,
   } else {
     s->pkey = NULL;     /* cannot compare next time: do not cache */
     EVP_PKEY_free(pk);
-    snprintf(errbuf, errlen, "out of memory");
+    snprintf(errbuf, errlen, "not enough memory");
     return NULL;
   }
+  *st = SO_SIG_OK;
   return pk;
 }
 
-static const char *sign_rsa(so_signer *s, const char *pem, size_t pemlen,
-                            const char *msg, size_t msglen, so_buf *out,
-                            char *errbuf, size_t errlen) {
-  EVP_PKEY *pk = rsa_key(s, pem, pemlen, errbuf, errlen);
+static int sign_rsa(so_signer *s, const char *pem, size_t pemlen, const char *msg,
+                    size_t msglen, so_buf *out, char *errbuf, size_t errlen) {
+  int st;
+  EVP_PKEY *pk = rsa_key(s, pem, pemlen, &st, errbuf, errlen);
   EVP_MD_CTX *md;
   unsigned char *sig;
   size_t siglen = 0;
-  const char *err = NULL;
-  if (pk == NULL) return errbuf;
+  if (pk == NULL) return st;
   if ((md = EVP_MD_CTX_new()) == NULL) {
     so_ssl_error(errbuf, errlen, "EVP_MD_CTX_new");
-    return errbuf;
+    return SO_SIG_FAILED;
   }
   if (!EVP_DigestSignInit(md, NULL, EVP_sha1(), NULL, pk) ||
       !EVP_DigestSign(md, NULL, &siglen, (const unsigned char *)msg, msglen)) {
     so_ssl_error(errbuf, errlen, "RSA-SHA1 signing");
     EVP_MD_CTX_free(md);
-    return errbuf;
+    return SO_SIG_FAILED;
   }
+  st = SO_SIG_FAILED;
   if ((sig = malloc(siglen)) == NULL) {
-    snprintf(errbuf, errlen, "out of memory");
-    err = errbuf;
+    snprintf(errbuf, errlen, "not enough memory");
   } else if (!EVP_DigestSign(md, sig, &siglen, (const unsigned char *)msg, msglen)) {
     so_ssl_error(errbuf, errlen, "RSA-SHA1 signing");
-    err = errbuf;
   } else {
     add_b64(out, sig, siglen);
+    st = SO_SIG_OK;
   }
   free(sig);
   EVP_MD_CTX_free(md);
-  return err;
+  return st;
 }
 
-const char *so_signer_sign(so_signer *s, int method, const char *key, size_t keylen,
-                           const char *pem, size_t pemlen,
-                           const char *msg, size_t msglen, so_buf *out,
-                           char *errbuf, size_t errlen) {
+int so_signer_sign(so_signer *s, int method, const char *key, size_t keylen,
+                   const char *pem, size_t pemlen, const char *msg, size_t msglen,
+                   so_buf *out, char *errbuf, size_t errlen) {
   switch (method) {
   case SO_HMAC_SHA1: case SO_HMAC_SHA256: case SO_HMAC_SHA512:
     return sign_hmac(s, method, key, keylen, msg, msglen, out, errbuf, errlen);
   case SO_PLAINTEXT:
     so_buf_add(out, key, keylen);
-    return NULL;
+    return SO_SIG_OK;
   case SO_RSA_SHA1:
     return sign_rsa(s, pem, pemlen, msg, msglen, out, errbuf, errlen);
   default:
     snprintf(errbuf, errlen, "unknown signature method");
-    return errbuf;
+    return SO_SIG_FAILED;
   }
 }

@@ -1,16 +1,19 @@
-/* http_int.h -- internals shared by the libcurl client's files: http.c (the
- * smugoauth.Http object and its options), http_xfer.c (one transfer:
- * callbacks, request tables, curl options, results) and http_multi.c (the
- * c:many() driver). Not part of the module's interface. */
-#ifndef SMUGOAUTH_HTTP_INT_H
-#define SMUGOAUTH_HTTP_INT_H
+/* http_int.h -- internals shared by the libcurl client's files, from the
+ * bottom up: http_xfer.c (one transfer: callbacks, request tables, curl
+ * options, results), http.c (the smugoauth.Http object: calls http_xfer.c)
+ * and http_multi.c (the c:many() driver: calls both). Not part of the
+ * module's interface; the openers are in http.h. */
+#ifndef SO_HTTP_INT_H
+#define SO_HTTP_INT_H
 
 #include <stddef.h>
 #include <stdio.h>
 
 #include <curl/curl.h>
 
-#include "lcore.h"
+#include "auxiliar.h"
+#include "buf.h"
+#include "url.h"
 
 #define UV_CAFILE 1                 /* user values of the client userdata */
 #define UV_AGENT 2
@@ -46,42 +49,17 @@ typedef struct so_http {
   int closed, busy;
 } so_http;
 
-/* A checked request table; strings are anchored by the table. */
+/* A checked request table (its options: SO_REQ_OPT rows of http_opts.h);
+ * strings are anchored by the table. */
 typedef struct so_req {
-  const char *method, *url, *body, *body_file;
-  size_t method_len, url_len, body_len;
+  so_str method, url, body;
+  const char *body_file;
   int headers, progress;     /* present? */
-  int fresh;                 /* use a new connection */
+  int fresh;                 /* new connection: 1, 0, -1 (not given: by method) */
   long timeout_ms;           /* 0: the client's */
   size_t max_body;           /* 0: the client's */
   so_url u;
 } so_req;
-
-/* ---- http.c: option helpers (the key at -2, the value at -1; misuse
- * raises naming the option and fn), the client, many()'s transfers ---- */
-/* The index in names of the option key at -2; unknown keys raise. */
-int so_opt_field(lua_State *L, const char *const *names, const char *fn);
-/* Raise unless the value at -1 has Lua type t. */
-void so_opt_type(lua_State *L, int t, const char *k, const char *fn);
-/* The string at -1 and its length. */
-const char *so_opt_string(lua_State *L, const char *k, const char *fn, size_t *len);
-/* The string at -1, which must hold no NUL byte. */
-const char *so_opt_cstring(lua_State *L, const char *k, const char *fn);
-/* The seconds at -1 as milliseconds, at least 1. */
-long so_opt_ms(lua_State *L, const char *k, const char *fn);
-/* The open, idle client at idx, or raise. */
-so_http *so_http_check(lua_State *L, int idx);
-/* Check the request table at idx; misuse raises, naming fn. */
-void so_http_checkreq(lua_State *L, int idx, const char *fn);
-/* The client's multi handle (a CURLM *) with n idle pooled transfers. */
-void *so_http_multi(lua_State *L, so_http *h, size_t n);
-/* Pooled transfer i (below the n given to so_http_multi). */
-so_xfer *so_http_slot(so_http *h, size_t i);
-/* Set x up from the request table at idx and add it to the multi handle of
- * the client at self: 1, or 0 with a { error, code } table pushed. */
-int so_xfer_start(lua_State *L, int self, so_xfer *x, int idx);
-/* Take the finished x out of the multi handle and push its result table. */
-void so_xfer_finish(lua_State *L, int self, so_xfer *x, int curlcode);
 
 /* ---- http_xfer.c: transfers ---- */
 /* An idle transfer with empty buffers and no easy handle yet. */
@@ -95,14 +73,24 @@ void so_xfer_free(so_xfer *x);
 /* Read and check the request table at idx into r; misuse raises naming fn. */
 void so_xfer_readreq(lua_State *L, int idx, so_req *r, const char *fn);
 /* Set x up for the checked request r (table at idx) of the client at self:
- * 0, or -1 with the reason in x->err when body_file cannot be read. */
-int so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r,
-                    const char *fn);
-/* After so_xfer_prepare failed: reset x and push the "io" failure (nil,
+ * NULL, or the failure's code ("io": body_file cannot be read; "network":
+ * libcurl refused an option) with the reason in x->err. Out of memory raises. */
+const char *so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const so_req *r,
+                            const char *fn);
+/* After so_xfer_prepare failed with code: reset x and push the failure (nil,
  * message, code; or a { error, code } table). Returns the number of values. */
-int so_xfer_failprep(lua_State *L, so_xfer *x, const char *fn, int as_table);
+int so_xfer_failprep(lua_State *L, so_xfer *x, const char *fn, const char *code,
+                     int as_table);
 /* Push the outcome of the finished x (request state released) and reset x:
  * the result table, or the failure. Returns the number of values. */
 int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_table);
+
+/* ---- http.c: the client ---- */
+/* The open, idle client at idx, or raise. */
+so_http *so_http_check(lua_State *L, int idx);
+/* Ready the client's multi handle with n idle pooled transfers (created on
+ * first use; any left attached by an earlier raise detached); raise when
+ * libcurl or memory fails. */
+CURLM *so_http_pool(lua_State *L, so_http *h, size_t n);
 
 #endif

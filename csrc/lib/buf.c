@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smugoauth.h"
+#include "buf.h"
 
 void so_buf_init(so_buf *b) {
   b->p = NULL;
@@ -15,7 +15,7 @@ void so_buf_free(so_buf *b) {
   so_buf_init(b);
 }
 
-/* The slow path of so_buf_reserve: grow the allocation. */
+/* The slow path of so_buf_reserve: grow the allocation (doubling). */
 int so_buf_grow(so_buf *b, size_t extra) {
   size_t need, cap;
   char *p;

@@ -14,7 +14,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "smugoauth.h"
+#include "encode.h"
+#include "nonce.h"
 
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18

@@ -1,11 +1,26 @@
-/* encode.c -- RFC 5849 section 3.6 percent-encoding, base64 and hex. */
+/* encode.c -- character classes, RFC 5849 section 3.6 percent-encoding,
+ * base64 and hex (encode.h). */
 #include <string.h>
 
-#include "smugoauth.h"
+#include "encode.h"
 
 #define U1(c) [c] = 1
 const unsigned char so_unreserved[256] = {
   U1('-'), U1('.'), U1('_'), U1('~'),
+  U1('0'), U1('1'), U1('2'), U1('3'), U1('4'), U1('5'), U1('6'), U1('7'), U1('8'), U1('9'),
+  U1('A'), U1('B'), U1('C'), U1('D'), U1('E'), U1('F'), U1('G'), U1('H'), U1('I'), U1('J'),
+  U1('K'), U1('L'), U1('M'), U1('N'), U1('O'), U1('P'), U1('Q'), U1('R'), U1('S'), U1('T'),
+  U1('U'), U1('V'), U1('W'), U1('X'), U1('Y'), U1('Z'),
+  U1('a'), U1('b'), U1('c'), U1('d'), U1('e'), U1('f'), U1('g'), U1('h'), U1('i'), U1('j'),
+  U1('k'), U1('l'), U1('m'), U1('n'), U1('o'), U1('p'), U1('q'), U1('r'), U1('s'), U1('t'),
+  U1('u'), U1('v'), U1('w'), U1('x'), U1('y'), U1('z'),
+};
+
+/* RFC 9110 5.6.2 tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" /
+ * "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+const unsigned char so_tchar[256] = {
+  U1('!'), U1('#'), U1('$'), U1('%'), U1('&'), U1('\''), U1('*'), U1('+'), U1('-'), U1('.'),
+  U1('^'), U1('_'), U1('`'), U1('|'), U1('~'),
   U1('0'), U1('1'), U1('2'), U1('3'), U1('4'), U1('5'), U1('6'), U1('7'), U1('8'), U1('9'),
   U1('A'), U1('B'), U1('C'), U1('D'), U1('E'), U1('F'), U1('G'), U1('H'), U1('I'), U1('J'),
   U1('K'), U1('L'), U1('M'), U1('N'), U1('O'), U1('P'), U1('Q'), U1('R'), U1('S'), U1('T'),

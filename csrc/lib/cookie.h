@@ -1,14 +1,10 @@
 /*
- * cookie.h -- the plain C interface of cookie.c: sealed, authenticated,
- * expiring cookie values (the value format is described at the top of
- * cookie.c).
- *
- * Internal like smugoauth.h. These functions use OpenSSL but no Lua, so a
- * fuzz target can link cookie.c compiled with -DSO_COOKIE_NO_LUA together
- * with encode.c and buf.c.
+ * cookie.h -- sealed, authenticated, expiring cookie values (the value
+ * format is described at the top of cookie.c), and the private file their
+ * master key may be kept in.
  */
-#ifndef SMUGOAUTH_COOKIE_H
-#define SMUGOAUTH_COOKIE_H
+#ifndef SO_COOKIE_H
+#define SO_COOKIE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -44,5 +40,12 @@ const char *so_cookie_open(const so_cookie_keys *k, const char *name, size_t nl,
 /* Largest payload so_cookie_seal accepts for a name (it does not depend on
  * the name: the name is not part of the value). */
 size_t so_cookie_max_payload(void);
+/* Read the master key from the private file at path (privfile.h: 0600,
+ * ours, not a symlink, in a directory no one else may write; 64 hex digits
+ * or 32 raw bytes), or create the file with a fresh random key when there is
+ * none (*created set). 0 with the key, or -1 with a one-line message naming
+ * path in err (and the key wiped). */
+int so_cookie_key_file(const char *path, unsigned char key[SO_COOKIE_KEY], int *created,
+                       char *err, size_t errlen);
 
 #endif

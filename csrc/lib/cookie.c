@@ -17,28 +17,28 @@
  * further or decrypted; the GCM tag is a second, independent check. The iv
  * is 96 random bits from the CSPRNG. Values are at most SO_COOKIE_MAX bytes.
  *
- * The core (so_cookie_*) is plain C over caller-owned fixed-size buffers with
- * no allocation of its own (OpenSSL's cipher context aside), so a fuzz target
- * can link it with encode.c and buf.c only (compile it with
- * -DSO_COOKIE_NO_LUA); the key file and the Lua binding come last.
+ * Sealing and opening are plain C over caller-owned fixed-size buffers with
+ * no allocation of its own (OpenSSL's cipher context aside); the key file
+ * (read and created through privfile.h) comes last. The Lua binding is
+ * csrc/lua/lcookie.c.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 
-#include "smugoauth.h"
 #include "cookie.h"
+#include "encode.h"
+#include "nonce.h"
 #include "privfile.h"
 
 /* ---- implementation ---- */
@@ -255,7 +255,6 @@ const char *so_cookie_open(const so_cookie_keys *k, const char *name, size_t nl,
   return NULL;
 }
 
-#ifndef SO_COOKIE_NO_LUA
 /* ---- the key file ---- */
 
 /* Read a 32-byte key from fd: 64 hex digits (an optional final newline), or
@@ -311,7 +310,7 @@ static const char *create_key_file(const char *path, unsigned char key[SO_COOKIE
   }
   memcpy(tmp, path, pl);
   memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-  if (RAND_bytes(key, SO_COOKIE_KEY) != 1) {
+  if (so_random(key, SO_COOKIE_KEY) != 0) {
     ERR_clear_error();
     snprintf(err, errlen, "%s: the CSPRNG failed", path);
     return err;
@@ -343,111 +342,16 @@ static const char *create_key_file(const char *path, unsigned char key[SO_COOKIE
   return NULL;
 }
 
-/* ---- Lua binding ---- */
-#include "lcore.h"
-
-/* The 32-byte master key at idx, derived into k (raises on misuse). */
-static void check_keys(lua_State *L, int idx, so_cookie_keys *k) {
-  size_t kl;
-  const char *key = luaL_checklstring(L, idx, &kl);
-  luaL_argcheck(L, kl == SO_COOKIE_KEY, idx, "key must be 32 bytes");
-  if (so_cookie_derive(k, (const unsigned char *)key) != 0)
-    luaL_error(L, "cookie: key derivation failed (OpenSSL)");
-}
-
-/* A cookie name at idx: 1-256 RFC 6265 token characters (raises otherwise). */
-static const char *check_name(lua_State *L, int idx, size_t *nl) {
-  const char *name = luaL_checklstring(L, idx, nl);
-  size_t i;
-  luaL_argcheck(L, *nl > 0 && *nl <= SO_COOKIE_NAME_MAX, idx, "name must be 1 to 256 bytes");
-  for (i = 0; i < *nl; i++) {
-    unsigned char c = (unsigned char)name[i];
-    luaL_argcheck(L, c > 32 && c < 127 && !strchr("()<>@,;:\\\"/[]?={}", c), idx,
-                  "name must be a cookie token");
-  }
-  return name;
-}
-
-/* cookie_seal(key32, name, payload, expires_at) -> value */
-static int l_cookie_seal(lua_State *L) {
-  so_cookie_keys k;
-  size_t nl, pl, vl;
-  const char *name = check_name(L, 2, &nl);
-  const char *payload = luaL_checklstring(L, 3, &pl);
-  lua_Integer exp = luaL_checkinteger(L, 4);
-  unsigned char iv[SO_COOKIE_IV];
-  char out[SO_COOKIE_MAX + 1];
-  const char *why;
-  luaL_argcheck(L, exp > 0, 4, "expiry must be a positive time");
-  luaL_argcheck(L, pl <= so_cookie_max_payload(), 3, "payload too large for a cookie");
-  if (RAND_bytes(iv, SO_COOKIE_IV) != 1) {
-    ERR_clear_error();
-    return luaL_error(L, "cookie_seal: the CSPRNG failed");
-  }
-  check_keys(L, 1, &k);
-  why = so_cookie_seal(&k, name, nl, (const unsigned char *)payload, pl, (int64_t)exp, iv,
-                       out, &vl);
-  so_cookie_wipe(&k);
-  if (why != NULL) return luaL_error(L, "cookie_seal: %s", why);
-  lua_pushlstring(L, out, vl);
-  return 1;
-}
-
-/* cookie_open(key32, name, value [, now]) -> payload | nil, reason */
-static int l_cookie_open(lua_State *L) {
-  so_cookie_keys k;
-  size_t nl, vl, pl;
-  const char *name = check_name(L, 2, &nl);
-  const char *value = luaL_checklstring(L, 3, &vl);
-  lua_Integer now = luaL_opt(L, luaL_checkinteger, 4, (lua_Integer)time(NULL));
-  unsigned char out[SO_COOKIE_MAX];
-  const char *why;
-  check_keys(L, 1, &k);
-  why = so_cookie_open(&k, name, nl, value, vl, (int64_t)now, out, &pl);
-  so_cookie_wipe(&k);
-  if (why != NULL) {
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
-  }
-  lua_pushlstring(L, (const char *)out, pl);
-  OPENSSL_cleanse(out, pl);
-  return 1;
-}
-
-/* cookie_key_file(path) -> key32, created | nil, message, "io"
- * Reads the key from a private file (privfile.h: 0600, ours, not a symlink,
- * in a directory no one else may write), or creates one with a fresh key
- * when there is none. */
-static int l_cookie_key_file(lua_State *L) {
-  const char *path = so_check_path(L, 1);
-  unsigned char key[SO_COOKIE_KEY];
-  char err[SO_PRIV_MSG_MAX];
-  const char *why;
-  int created = 0, missing = 0;
-  why = read_key_file(path, key, &missing, err, sizeof err);
+int so_cookie_key_file(const char *path, unsigned char key[SO_COOKIE_KEY], int *created,
+                       char *err, size_t errlen) {
+  int missing = 0;
+  const char *why = read_key_file(path, key, &missing, err, errlen);
+  *created = 0;
   if (why != NULL && missing)       /* none yet (its directory was checked): create it */
-    why = create_key_file(path, key, &created, err, sizeof err);
+    why = create_key_file(path, key, created, err, errlen);
   if (why != NULL) {
-    OPENSSL_cleanse(key, sizeof key);
-    return so_fail(L, "io", "%s", why);
+    OPENSSL_cleanse(key, SO_COOKIE_KEY);
+    return -1;
   }
-  lua_pushlstring(L, (const char *)key, SO_COOKIE_KEY);
-  OPENSSL_cleanse(key, sizeof key);
-  lua_pushboolean(L, created);
-  return 2;
+  return 0;
 }
-
-static const luaL_Reg cookie_funcs[] = {
-  {"cookie_seal", l_cookie_seal},
-  {"cookie_open", l_cookie_open},
-  {"cookie_key_file", l_cookie_key_file},
-  {NULL, NULL}
-};
-
-void so_open_cookie(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)so_cookie_max_payload());
-  lua_setfield(L, -2, "cookie_max_payload");
-  luaL_setfuncs(L, cookie_funcs, 0);
-}
-#endif

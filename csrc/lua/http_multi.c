@@ -1,14 +1,44 @@
 /* http_multi.c -- c:many(requests [, concurrency]): run request tables
  * through the client's one curl multi handle, at most `concurrency` at a
  * time (connections are reused across them), and return the results in
- * input order. The transfers themselves are built by http.c and
- * http_xfer.c (shared internals: http_int.h). */
+ * input order. The transfers themselves are built by http_xfer.c, the
+ * handle and its pool kept by http.c (shared internals: http_int.h); this
+ * file is the top of the three: neither calls it. */
 #include <curl/curl.h>
 
+#include "http.h"
 #include "http_int.h"
 
 #define MANY_MAX 64          /* the largest concurrency */
 #define MANY_DEFAULT 8
+
+/* Set x up from the request table at idx and add it to the multi handle:
+ * 1, or 0 with a { error, code } table pushed. */
+static int xfer_start(lua_State *L, so_http *h, so_xfer *x, int idx) {
+  so_req r;
+  CURLMcode mc;
+  const char *code;
+  idx = lua_absindex(L, idx);
+  so_xfer_readreq(L, idx, &r, "many");
+  if ((code = so_xfer_prepare(L, 1, x, idx, &r, "many")) != NULL) {
+    so_xfer_failprep(L, x, "many", code, 1);
+    return 0;
+  }
+  if ((mc = curl_multi_add_handle(h->multi, x->easy)) != CURLM_OK)
+    luaL_error(L, "many: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+  x->attached = 1;
+  return 1;
+}
+
+/* Take the finished x out of the multi handle and push its result table. */
+static void xfer_finish(lua_State *L, so_http *h, so_xfer *x, CURLcode rc) {
+  if (x->attached) {
+    curl_multi_remove_handle(h->multi, x->easy);
+    x->attached = 0;
+  }
+  so_xfer_release(x);
+  so_xfer_push(L, x, rc, "many", 1);
+}
 
 /* Start requests next.. on every idle slot; failures that happen before a
  * transfer starts (an unreadable body_file) are stored as results at once.
@@ -19,7 +49,7 @@ static void fill_slots(lua_State *L, so_http *h, lua_Integer *owner, size_t slot
   for (s = 0; s < slots; s++) {
     while (owner[s] == 0 && *next <= n) {
       lua_rawgeti(L, 2, *next);
-      if (so_xfer_start(L, 1, so_http_slot(h, s), -1)) {
+      if (xfer_start(L, h, h->pool[s], -1)) {
         owner[s] = *next;
         (*active)++;
       } else {
@@ -42,9 +72,9 @@ static int collect(lua_State *L, so_http *h, CURLM *multi, lua_Integer *owner, s
     size_t s;
     if (m->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-    for (s = 0; s < slots && (void *)so_http_slot(h, s) != (void *)priv; s++) {}
+    for (s = 0; s < slots && (void *)h->pool[s] != (void *)priv; s++) {}
     if (s == slots || owner[s] == 0) continue;   /* not ours: cannot happen */
-    so_xfer_finish(L, 1, so_http_slot(h, s), (int)rc);   /* m is invalid from here */
+    xfer_finish(L, h, h->pool[s], rc);    /* m is invalid from here */
     lua_rawseti(L, 4, owner[s]);
     owner[s] = 0;
     (*active)--;
@@ -70,11 +100,12 @@ static int l_many(lua_State *L) {
     if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
       luaL_error(L, "bad request #%I to 'many' (table expected, got %s)", i,
                  luaL_typename(L, -1));
-    so_http_checkreq(L, -1, "many");
+    so_req r;
+    so_xfer_readreq(L, -1, &r, "many");
     lua_pop(L, 1);
   }
   slots = (size_t)(n < conc ? n : conc);
-  multi = so_http_multi(L, h, slots);
+  multi = so_http_pool(L, h, slots);
   lua_createtable(L, n > 0 && n < 1 << 20 ? (int)n : 0, 0);   /* 4: results */
   for (s = 0; s < slots; s++) owner[s] = 0;
   fill_slots(L, h, owner, slots, &next, n, &active);
@@ -93,10 +124,11 @@ static int l_many(lua_State *L) {
   return 1;
 }
 
-void so_open_http_multi(lua_State *L) {
+int so_open_http_multi(lua_State *L) {
   luaL_getmetatable(L, "smugoauth.Http");   /* made by so_open_http */
   lua_getfield(L, -1, "__index");
   lua_pushcfunction(L, l_many);
   lua_setfield(L, -2, "many");
   lua_pop(L, 2);
+  return 0;
 }
