@@ -13,7 +13,7 @@ if os.getenv("NO_COLOR") or not os.execute("test -t 1") then
 end
 
 -- 1. the sandbox, in its own process (the launcher the specs use too)
-local key, secret = "demo-" .. core.nonce():sub(1, 12), "s3cr&t " .. core.nonce():sub(1, 8)
+local key, secret = "demo-" .. assert(core.nonce()):sub(1, 12), "s3cr&t " .. assert(core.nonce()):sub(1, 8)
 local sb, err = require("smugoauth.apps.sandbox.launch").start { key = key, secret = secret }
 if not sb then io.stderr:write("demo: ", tostring(err), "\n") os.exit(1) end
 local origin = sb.origin

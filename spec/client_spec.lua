@@ -128,6 +128,13 @@ describe("smugoauth client against the sandbox", function()
       assert.equal("a=1%202&b%26c=d%3De", e.body)
     end)
 
+    it("signs extra oauth_* form fields and sends them in the Authorization header only", function()
+      local res = assert(api:post("/api/v2!echo", { form = { a = "1", oauth_body_hash = "2jmj7l5rSw0yVb/vlWAYkK/YBwk=" } }))
+      local e = res:json()                                     -- 200: the sandbox verified the signature
+      assert.equal("a=1", e.body)
+      assert.truthy(table.concat(e.oauth, " "):find("oauth_body_hash", 1, true))
+    end)
+
     it("sends JSON unsigned as application/json, never form-encoded", function()
       local res = assert(api:patch("/api/v2!echo", { json = { Title = "x&y" } }))
       local e = res:json()

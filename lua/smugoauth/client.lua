@@ -138,7 +138,8 @@ function methods:_token_call(path, token, token_secret, extra)
                  consumer_secret = self._secret_box[1], token = token, token_secret = token_secret,
                  signature_method = self.signature_method, rsa_key = self._secret_box[2] }
   for k, v in pairs(extra) do opts[k] = v end
-  local r = core.sign(opts)
+  local r, smsg, scode = core.sign(opts)
+  if not r then return nil, errors.new(scode or "crypto", "signing failed: " .. tostring(smsg)) end
   local headers = { "Authorization: " .. r.authorization, "Accept: application/x-www-form-urlencoded" }
   -- the flow's secrets stay redacted from the client's later lines and errors
   self.trace:remember(token_secret, extra.verifier)

@@ -11,6 +11,10 @@
 --   "json"     a body that should be JSON is not
 --   "config"   configuration missing or invalid
 --   "io"       a local file could not be read or written
+--   "crypto"   OpenSSL or the system's random generator failed (not a misuse)
+-- (The C core's own failures are `nil, message, code` with these codes and
+-- a few of its own: "malformed" input to a decoder, "missing"/"refused" for
+-- private files.)
 -- Other fields when known: message, status, problem (oauth_problem), body,
 -- headers, url (without query string), attempts.
 -- @module smugoauth.errors

@@ -35,12 +35,19 @@ local function get_many(session, list, opts)
     preps[i] = request.prepare(session, o, "get_many", 2, opts.retry)
   end
   return request.run(session, preps, function(pending)
-    local creqs, bases, trs = {}, {}, {}
-    for j, i in ipairs(pending) do creqs[j], bases[j], trs[j] = request.sign(session, preps[i]) end
-    local raws = request.send_many(session, creqs, conc)
-    local outs = {}
+    local creqs, sent, bases, trs, outs = {}, {}, {}, {}, {}
     for j, i in ipairs(pending) do
-      local raw = raws[j]
+      local creq, base, tr = request.sign(session, preps[i])
+      if creq then
+        creqs[#creqs + 1], sent[#creqs + 1], bases[j], trs[j] = creq, j, base, tr
+      else
+        outs[j] = base                                  -- signing failed (crypto)
+      end
+    end
+    local raws = request.send_many(session, creqs, conc)
+    for k, raw in ipairs(raws) do
+      local j = sent[k]
+      local i = pending[j]
       if raw.error then
         outs[j] = request.classify(preps[i], nil, raw.error, raw.code, bases[j], trs[j])
       else

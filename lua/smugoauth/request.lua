@@ -133,7 +133,13 @@ function BUILD.body(o, p, _, fname, level)
   elseif o.form then
     p.params = util.param_list(o.form)
     p.content_type = "application/x-www-form-urlencoded"
-    return util.encode_pairs(p.params)
+    -- oauth_* pairs are signed and sent with the protocol parameters (in the
+    -- Authorization header: RFC 5849 3.5), not in the body as well
+    local body = {}
+    for _, kv in ipairs(p.params) do
+      if kv[1]:sub(1, 6) ~= "oauth_" then body[#body + 1] = kv end
+    end
+    return util.encode_pairs(body)
   end
   return o.body
 end
@@ -198,9 +204,11 @@ end
 --- Sign a prepared request afresh (a new nonce and timestamp): set the
 -- Authorization header and the connection choice of its C request, and
 -- trace it. Returns the C request, the base string and the tracer of its
--- outcome (which knows the signature).
+-- outcome (which knows the signature); or nil, err when signing failed at
+-- runtime (code "crypto").
 local function sign(session, p)
-  local auth, base_string = session.signer:authorization(p.method, p.url, p.params, true)
+  local auth, base_string, code = session.signer:authorization(p.method, p.url, p.params, true)
+  if not auth then return nil, errors.new(code or "crypto", "signing failed: " .. tostring(base_string)) end
   local headers = { "Authorization: " .. auth }
   for i = 1, #p.headers do headers[i + 1] = p.headers[i] end
   local creq = p.creq
@@ -276,6 +284,7 @@ end
 -- One try of a prepared request: sign, send, classify.
 local function try(session, p)
   local creq, base_string, tr = sign(session, p)
+  if not creq then return base_string end               -- the signing error
   local raw, msg, code = send(session, creq)
   return classify(p, raw, msg, code, base_string, tr)
 end

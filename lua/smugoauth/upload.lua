@@ -61,11 +61,13 @@ local function digest(o)
     if not mode then return nil, errors.new("io", tostring(size or "cannot stat"), { path = o.file }) end
     return md5, size
   elseif o.file then
-    local md5, size = core.digest_file("md5", o.file)
-    if not md5 then return nil, errors.new("io", tostring(size), { path = o.file }) end
+    local md5, size, code = core.digest_file("md5", o.file)
+    if not md5 then return nil, errors.new(code or "io", tostring(size), { path = o.file }) end
     return md5, size
   end
-  return core.digest("md5", o.data), #o.data
+  local md5, msg, code = core.digest("md5", o.data)
+  if not md5 then return nil, errors.new(code or "crypto", tostring(msg)) end
+  return md5, #o.data
 end
 
 --- Upload a photo or video to an album on the upload origin:

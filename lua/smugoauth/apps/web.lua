@@ -126,7 +126,7 @@ local function cookie_key(opts)
     if not key then return nil, errors.new("io", created, { path = opts.key_file }) end
     return key, created
   end
-  return opts.key or core.random_bytes(32), false
+  return opts.key or assert(core.random_bytes(32)), false
 end
 
 --- Create the web application (it does not listen: see `app:serve`, or

@@ -68,7 +68,9 @@ end
 -- @treturn string|nil
 local function seal(key, name, secure, payload, ttl, now)
   if #payload > core.cookie_max_payload then return nil end
-  return set(name, core.cookie_seal(key, full_name(name, secure), payload, now + ttl), ttl, secure)
+  local value = core.cookie_seal(key, full_name(name, secure), payload, now + ttl)
+  if not value then return nil end                 -- the CSPRNG or OpenSSL failed
+  return set(name, value, ttl, secure)
 end
 
 --- The payload of the sealed cookie `name` among cookies (a map from

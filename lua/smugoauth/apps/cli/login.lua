@@ -66,7 +66,7 @@ local function default_open_url(ctx, url)
 end
 
 local function hex(n)
-  return (core.random_bytes(n):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+  return (assert(core.random_bytes(n)):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
 local LOOPBACK_HEX = { ["0100007F"] = true, ["7F000001"] = true }   -- 127.0.0.1, either byte order
@@ -97,7 +97,7 @@ end
 -- The browser flow (see the module comment).
 local function login_web(ctx, client, opts, extra, port, timeout)
   local secret = hex(16)
-  local flow = callback.new { key = core.random_bytes(32), cookie = COOKIE, ttl = math.ceil(timeout) + 60,
+  local flow = callback.new { key = assert(core.random_bytes(32)), cookie = COOKIE, ttl = math.ceil(timeout) + 60,
                               headers = CLOSE }
   local me = core.getuid()
   local got, warned = {}, {}

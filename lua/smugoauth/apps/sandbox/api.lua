@@ -12,7 +12,7 @@ local JSONH = { ["Content-Type"] = "application/json" }
 -- @tparam integer n
 -- @treturn string
 local function hex(n)
-  return (core.random_bytes(n):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+  return (assert(core.random_bytes(n)):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
 --- A JSON answer.
@@ -118,7 +118,7 @@ local function upload(self, req)
   local key = h["x-smug-albumuri"]:match("^/api/v2/album/([%w]+)$")
   if not key or not find_album(self, key) then return fail(5, "album not found") end
   if h["content-md5"] then
-    local want = core.b64encode(core.digest("md5", req.body))
+    local want = core.b64encode(assert(core.digest("md5", req.body)))
     if want ~= h["content-md5"] then return fail(5, "Content-MD5 mismatch") end
   end
   if h["content-length"] and tonumber(h["content-length"]) ~= #req.body then
@@ -128,7 +128,7 @@ local function upload(self, req)
   local img = { ImageKey = id, FileName = h["x-smug-filename"] or "upload",
                 Title = h["x-smug-title"], Caption = h["x-smug-caption"],
                 Keywords = h["x-smug-keywords"], Size = #req.body,
-                MD5 = core.b64encode(core.digest("md5", req.body)),
+                MD5 = core.b64encode(assert(core.digest("md5", req.body))),
                 ContentType = h["content-type"], Uri = "/api/v2/image/" .. id .. "-0" }
   self.images[key] = self.images[key] or {}
   table.insert(self.images[key], img)

@@ -186,8 +186,11 @@ function methods:handle(req)
                  WebUri = self.origin .. "/" .. rec.user, AccountStatus = "Active" }
   if path == "/" and m == "POST" then return api.upload(self, req) end
   if path == "/api/v2!echo" then
+    local names = {}                 -- the oauth_* parameter names of the Authorization header
+    for name in (req.headers.authorization or ""):gmatch("(oauth_[%w_]+)=") do names[#names + 1] = name end
+    table.sort(names)
     return json(200, { method = m, query = req.query, content_type = req.headers["content-type"],
-                       body = req.body, accept = req.headers["accept"] })
+                       body = req.body, accept = req.headers["accept"], oauth = names })
   end
   if path:match("^/api/v2") then return api.api(self, req, user) end
   return api_error(404, "Not Found")

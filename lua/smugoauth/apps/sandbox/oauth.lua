@@ -100,7 +100,7 @@ local function verify(self, req, token_kind)
   local key = enc(self.secret) .. "&" .. enc(token_secret)
   local expect
   if method == "PLAINTEXT" then expect = key
-  else expect = core.b64encode(core.hmac(HMAC[method], key, sbs)) end
+  else expect = core.b64encode(assert(core.hmac(HMAC[method], key, sbs))) end
   if not core.equal(expect, o.oauth_signature) then
     self.stats.refused = self.stats.refused + 1
     return false, P(401, "signature_invalid", { { "debug_sbs", sbs } })
