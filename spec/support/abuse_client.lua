@@ -1,6 +1,6 @@
 --- support.abuse_client: thousands of malformed, oversized, slow and
 -- half-closed requests against a local HTTP server, many connections at once,
--- for spec/abuse_spec.lua.
+-- for spec/http/abuse_spec.lua.
 --
 --     local abuse = require "support.abuse_client"
 --     local cases = abuse.cases{ seed = 1 }           -- the list of abusive requests

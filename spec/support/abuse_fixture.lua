@@ -1,4 +1,4 @@
--- abuse_fixture.lua -- the server spec/abuse_spec.lua attacks.
+-- abuse_fixture.lua -- the server spec/http/abuse_spec.lua attacks.
 --   lua5.4 spec/support/abuse_fixture.lua [name=value ...]
 -- Options are smugoauth.http.server options given as name=value (numbers converted),
 -- plus lifetime=<seconds> (default 120; the process always exits by then).

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A misbehaving HTTP/1.1 server for the fault-injection specs (spec/faults_spec.lua).
+"""A misbehaving HTTP/1.1 server for the fault-injection specs (spec/lib/faults_spec.lua).
 
     fault_server.py [--port N] [--cert PEM --key KEY] [--silent] [--parent-pid PID] [--max-life S]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A careless OAuth provider for spec/trace_spec.lua: it hands out tokens and
+"""A careless OAuth provider for spec/lib/trace_spec.lua: it hands out tokens and
 then echoes every secret the client knows back in headers (X-Echo-Secrets:
 the consumer secret, and each token secret and the verifier once issued;
 X-Issued: the token secret of the answer itself), cookies, JSON messages and

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""oauthlib_sign.py -- sign requests with oauthlib, for spec/crosscheck_spec.lua.
+"""oauthlib_sign.py -- sign requests with oauthlib, for spec/core/crosscheck_spec.lua.
 
 Usage:  /usr/bin/python3 spec/support/oauthlib_sign.py < requests.jsonl > results.jsonl
 

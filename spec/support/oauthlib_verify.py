@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """oauthlib_verify.py -- verify signed requests as an oauthlib server would,
-for spec/sign_spec.lua.
+for spec/core/sign_spec.lua.
 
 Usage:  /usr/bin/python3 spec/support/oauthlib_verify.py < requests.jsonl > results.jsonl
 

@@ -3,7 +3,7 @@
 -- request heads) serialised. No socket, coroutine or clock: every answer is a
 -- function of the arguments (and of the parser's own scan position), so the
 -- whole grammar is unit-tested and fuzzed without a network
--- (spec/http_codec_spec.lua, spec/http_codec_fuzz_spec.lua).
+-- (spec/http/http_codec_spec.lua, spec/http/http_codec_fuzz_spec.lua).
 --
 --    local codec = require "smugoauth.http.codec"
 --    local p = codec.new_parser{ max_request_line = 8192 }

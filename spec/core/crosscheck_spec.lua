@@ -43,7 +43,7 @@ local PYTHON = "/usr/bin/python3"
 local COUNT = 1250
 local SEED = 5849
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)spec/[^/]*$") or "")
+local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)spec/[^/]*/[^/]*$") or "")
 local SCRIPT = ROOT .. "spec/support/oauthlib_sign.py"
 local WIKI_KEY = ROOT .. "spec/support/vectors/oauth_wiki_rsa.pem"
 

@@ -10,7 +10,7 @@
 --   module) and are marked as such.
 local smugoauth = require "smugoauth"
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)spec/[^/]*$") or "")
+local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)spec/[^/]*/[^/]*$") or "")
 local VECTORS = ROOT .. "spec/support/vectors/"
 
 -- ------------------------------------------------------------ helpers
