@@ -8,6 +8,25 @@ local function encode(v)
   return cjson.encode(v)
 end
 
+local byte, sub, gsub = string.byte, string.sub, string.gsub
+local concat, sort = table.concat, table.sort
+
+--- `s` cut to at most `n` bytes, never inside a UTF-8 sequence.
+-- @tparam string s
+-- @tparam integer n
+-- @treturn string
+local function cut_utf8(s, n)
+  if #s <= n then return s end
+  local i = n + 1                            -- the first byte left out
+  local k = 0
+  while k < 3 and i > 1 do                   -- back off over continuation bytes
+    local b = byte(s, i)
+    if b < 0x80 or b >= 0xC0 then break end
+    i, k = i - 1, k + 1
+  end
+  return sub(s, 1, i - 1)
+end
+
 local function is_array(t)
   local n = 0
   for _ in pairs(t) do n = n + 1 end
@@ -15,50 +34,77 @@ local function is_array(t)
   return true, n
 end
 
-local function quote(s)
-  return (cjson.encode(s):gsub("\\/", "/"))
+local function quote(v)
+  return (gsub(cjson.encode(v), "\\/", "/"))
 end
 
-local function pretty(v, indent, out, step)
-  local t = type(v)
-  if t == "table" and v ~= cjson.null then
-    local arr, n = is_array(v)
-    if arr and (n > 0 or getmetatable(v) == cjson.array_mt) then
-      out[#out + 1] = "["
-      for i = 1, n do
-        out[#out + 1] = (i > 1 and ",\n" or "\n") .. indent .. step
-        pretty(v[i], indent .. step, out, step)
-      end
-      out[#out + 1] = (n > 0 and "\n" .. indent or "") .. "]"
-    elseif arr then
-      out[#out + 1] = "{}"
-    else
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-      table.sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        local val = v[k]
-        if val == nil then val = v[tonumber(k)] end
-        out[#out + 1] = (i > 1 and ",\n" or "\n") .. indent .. step .. quote(k) .. ": "
-        pretty(val, indent .. step, out, step)
-      end
-      out[#out + 1] = "\n" .. indent .. "}"
+--- Pretty-print a decoded value: 2-space indentation, sorted keys, "/" left
+-- as is. With `limit`, stop once the text would pass that many bytes (never
+-- inside a UTF-8 sequence): the work and the memory stay proportional to the
+-- limit however large or deeply nested the value is.
+-- @param v a decoded JSON value
+-- @tparam[opt] integer limit bytes (default: no limit)
+-- @treturn string the text
+-- @treturn boolean whether it was cut
+local function pretty(v, limit)
+  limit = limit or math.huge
+  local out, n, len = {}, 0, 0
+  local indents = { [0] = "" }
+  local function emit(piece)
+    local room = limit - len
+    if #piece > room then
+      n = n + 1
+      out[n] = cut_utf8(piece, room)
+      return false
     end
-  elseif t == "string" then
-    out[#out + 1] = quote(v)
-  elseif v == cjson.null or v == nil then
-    out[#out + 1] = "null"
-  else
-    out[#out + 1] = (cjson.encode(v))
+    n = n + 1
+    out[n] = piece
+    len = len + #piece
+    return true
   end
-end
-
---- Pretty-print a decoded value with 2-space indentation and sorted keys.
-local function pretty_print(v)
-  local out = {}
-  pretty(v, "", out, "  ")
-  return table.concat(out)
+  local function walk(x, depth)
+    local ind = indents[depth]
+    local ind2 = indents[depth + 1]
+    if not ind2 then
+      ind2 = ind .. "  "
+      indents[depth + 1] = ind2
+    end
+    local t = type(x)
+    if t == "table" and x ~= cjson.null then
+      local arr, cnt = is_array(x)
+      if arr and (cnt > 0 or getmetatable(x) == cjson.array_mt) then
+        if not emit("[") then return false end
+        for i = 1, cnt do
+          if not emit((i > 1 and ",\n" or "\n") .. ind2) or not walk(x[i], depth + 1) then
+            return false
+          end
+        end
+        return emit((cnt > 0 and "\n" .. ind or "") .. "]")
+      elseif arr then
+        return emit("{}")
+      end
+      local keys = {}
+      for k in pairs(x) do keys[#keys + 1] = tostring(k) end
+      sort(keys)
+      if not emit("{") then return false end
+      for i, k in ipairs(keys) do
+        local val = x[k]
+        if val == nil then val = x[tonumber(k)] end
+        if not emit((i > 1 and ",\n" or "\n") .. ind2 .. quote(k) .. ": ") or
+           not walk(val, depth + 1) then
+          return false
+        end
+      end
+      return emit("\n" .. ind .. "}")
+    elseif t == "string" then
+      return emit(quote(x))
+    elseif x == cjson.null or x == nil then
+      return emit("null")
+    end
+    return emit(cjson.encode(x) or tostring(x))
+  end
+  local whole = walk(v, 0)
+  return concat(out), not whole
 end
 
 --- Compact, but with "/" left as is.
@@ -71,6 +117,7 @@ return {
   null = cjson.null,
   decode = cjson.decode,
   encode = encode,
-  pretty = pretty_print,
+  pretty = pretty,
+  cut_utf8 = cut_utf8,
   compact = compact,
 }

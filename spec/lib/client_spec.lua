@@ -129,7 +129,8 @@ describe("smugoauth client against the sandbox", function()
     end)
 
     it("signs extra oauth_* form fields and sends them in the Authorization header only", function()
-      local res = assert(api:post("/api/v2!echo", { form = { a = "1", oauth_body_hash = "2jmj7l5rSw0yVb/vlWAYkK/YBwk=" } }))
+      local form = { a = "1", oauth_body_hash = "2jmj7l5rSw0yVb/vlWAYkK/YBwk=" }
+      local res = assert(api:post("/api/v2!echo", { form = form }))
       local e = res:json()                                     -- 200: the sandbox verified the signature
       assert.equal("a=1", e.body)
       assert.truthy(table.concat(e.oauth, " "):find("oauth_body_hash", 1, true))
