@@ -152,6 +152,49 @@ local function release(c)
   end
 end
 
+-- The chunked body of req (its head ends before index `from` of buf), read
+-- and decoded: true, or nil and a status (nil status: just close).
+-- Admitted on the head alone like a Content-Length body, but against the
+-- route's whole limit: the declaration is asked (the request shows no
+-- Content-Length: the length is unknown), a route that takes no body gets 413
+-- at once (RFC 9110 6.4.1: Transfer-Encoding says there is a body), the
+-- limit (capped by max_body and max_body_total) is reserved from
+-- max_body_total up front (503 when it does not fit now: never half-way
+-- through a body), and the decoder refuses 413 as soon as a chunk-size would
+-- take the decoded total past it. Once the body is complete the reservation
+-- shrinks to its decoded size, until the handler returns.
+local function read_chunked(c, req, buf, from)
+  local srv = c.srv
+  local limit, lerr = body_limit(srv, req)
+  if not limit then
+    log(srv, lerr)
+    return nil, 500
+  end
+  local total = srv.max_body_total
+  if limit > total then limit = total end
+  if limit == 0 then return nil, 413 end
+  if srv.body_inflight + limit > total then return nil, 503 end
+  srv.body_inflight, c.reserved = srv.body_inflight + limit, limit
+
+  local dec = codec.new_chunked{max_body = limit, max_trailer = srv.max_header_bytes}
+  local body, rest = dec:feed(buf, from)
+  if not body and not rest and expects_continue(req) then
+    local deadline = c.deadline
+    if not send_all(c, codec.CONTINUE) then return nil end
+    c.deadline = deadline
+  end
+  c.buf = ""
+  while not body do
+    if rest then return nil, rest end            -- refused: rest is the status
+    local data, err = recv(c)
+    if not data then return nil, err == "timeout" and 408 or nil end
+    body, rest = dec:feed(data)
+  end
+  srv.body_inflight, c.reserved = srv.body_inflight - limit + #body, #body
+  req.body, c.buf = body, rest
+  return true
+end
+
 -- Read the head and body of the next request. Returns the request, or nil
 -- and a status to answer with (nil status: just close).
 local function read_request(c)
@@ -181,6 +224,11 @@ local function read_request(c)
   local req = request.new(head, c.peer, srv.scheme)
 
   -- the body: admitted (or refused) on the head alone, before any byte of it is read
+  if clen == "chunked" then
+    local ok, status = read_chunked(c, req, buf, from)
+    if not ok then return nil, status end
+    return req
+  end
   if clen == 0 then
     req.body = ""
     c.buf = from <= #buf and sub(buf, from) or ""
