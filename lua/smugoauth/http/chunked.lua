@@ -69,6 +69,7 @@ local function new(opts)
     trailer_left = limit("max_trailer", 16384, 1 << 30),
     state = SIZE, need = 0, total = 0, status = nil,
     line = {}, line_n = 0, line_len = 0, cr = false,   -- a line not ended yet
+    digits = 0,                                        -- its leading hex digits
     parts = {}, nparts = 0,                            -- decoded pieces
   }, mt)
 end
@@ -77,21 +78,31 @@ end
 
 -- The status for the line the decoder reads now, once this is known from
 -- its bytes data[i..j] (which follow the bytes of it already seen and hold
--- no CR or LF): 400 for a control byte, or for a chunk-size line whose first
--- byte is not a hex digit; the line's limit status when it grows past its
--- room (a trailer field line costs its bytes and its CRLF; the empty line
--- that ends the section costs nothing). Whichever comes first in the byte
--- stream, so that the answer never depends on how the line was split.
+-- no CR or LF), else nil. A chunk-size line: 400 for a first byte that is not
+-- a hex digit, more than MAX_DIGITS digits, more extension bytes than are
+-- left, a control byte (every refusal of a line that has not ended is 400,
+-- as the whole line would get: the answer never depends on where the line
+-- was split). A trailer line: 400 for a control byte, 431 when it grows past
+-- the room left (it costs its bytes and its CRLF; the empty line that ends
+-- the section costs nothing), whichever comes first in the byte stream.
 local function line_check(d, data, i, j)
   if i > j then return nil end
+  local len = j - i + 1
   local room, status
   if d.state == SIZE then
+    local digits = d.digits
+    if digits == d.line_len then                  -- still in the chunk-size
+      local e = match(data, "^%x*()", i)
+      if e == i and digits == 0 then return 400 end
+      digits = digits + (e - i)
+      if digits > MAX_DIGITS then return 400 end
+      d.digits = digits
+    end
+    if d.line_len + len - digits > d.ext_left then return 400 end
     room, status = MAX_DIGITS + d.ext_left - d.line_len, 400
-    if d.line_len == 0 and not find(data, "^%x", i) then return 400 end
   else
     room, status = d.trailer_left - 2 - d.line_len, 431
   end
-  local len = j - i + 1
   local stop = len > room and i + room - 1 or j
   if stop >= i and find(sub(data, i, stop), LINE_BAD) then return 400 end
   if len > room then return status end
@@ -135,7 +146,7 @@ local function take_line(d, data, i, j)
     line = concat(t, "", 1, n)
     for k = 1, n do t[k] = nil end
   end
-  d.line_n, d.line_len, d.cr = 0, 0, false
+  d.line_n, d.line_len, d.cr, d.digits = 0, 0, false, 0
   return line
 end
 
