@@ -1326,6 +1326,19 @@ describe("httpd chunked request bodies (RFC 9112 7.1)", function()
     end
   end)
 
+  it("takes max_body (1 MiB) in one-byte chunks", function()
+    local body = {}
+    for i = 1, 1 << 20 do body[i] = string.char(i % 251) end
+    body = table.concat(body)
+    local s = connect(port)
+    s:settimeout(30)
+    assert(s:send(chunked_post("/body") .. body:gsub(".", "1\r\n%0\r\n") .. "0\r\n\r\n"))
+    local res = assert(read_response(s))
+    s:close()
+    assert.equal(200, res.status)
+    assert.is_true(res.body == body, "body differs")
+  end)
+
   it("refuses 413 mid-stream, as soon as the decoded total passes the route's limit", function()
     local s = connect(port)
     assert(s:send(chunked_post("/small") .. "a\r\n0123456789\r\n"))

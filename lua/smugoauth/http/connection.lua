@@ -173,7 +173,8 @@ end
 -- chunk-size is reserved from max_body_total as it is read, before the data
 -- it announces (503 when it does not fit: the bodies in flight stay within
 -- the budget, and a chunked body holds what it announced, not its route's
--- whole limit).
+-- whole limit). The trailer section is bounded by max_header_bytes (431);
+-- request_timeout bounds the whole read (408).
 local function read_chunked(c, req, buf, from)
   local srv = c.srv
   local limit, lerr = body_limit(srv, req)
@@ -236,7 +237,8 @@ local function read_request(c)
   local from, clen = a, b                -- the body's first index, its length
   local req = request.new(head, c.peer, srv.scheme)
 
-  -- the body: admitted (or refused) on the head alone, before any byte of it is read
+  -- the body: admitted (or refused) on the head alone, before any byte of it
+  -- is read (a chunked one is also refused as it goes: see read_chunked)
   if clen == "chunked" then
     local ok, status = read_chunked(c, req, buf, from)
     if not ok then return nil, status end
