@@ -65,6 +65,7 @@ build = {
     ["smugoauth.config"] = "lua/smugoauth/config.lua",
     ["smugoauth.credentials"] = "lua/smugoauth/credentials.lua",
     ["smugoauth.errors"] = "lua/smugoauth/errors.lua",
+    ["smugoauth.http.chunked"] = "lua/smugoauth/http/chunked.lua",
     ["smugoauth.http.codec"] = "lua/smugoauth/http/codec.lua",
     ["smugoauth.http.connection"] = "lua/smugoauth/http/connection.lua",
     ["smugoauth.http.cookie"] = "lua/smugoauth/http/cookie.lua",
