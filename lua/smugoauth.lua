@@ -9,6 +9,7 @@ local credentials = require "smugoauth.credentials"
 local errors = require "smugoauth.errors"
 local response = require "smugoauth.response"
 local upload = require "smugoauth.upload"
+local loop = require "smugoauth.loop"
 
 --- Create a client from a config file (default: `SMUGOAUTH_CONFIG` or
 -- `./config.json`). Returns the client, or nil, err (code "config").
@@ -94,6 +95,27 @@ return {
   --- The content type uploads use for a file name (by its extension).
   -- @function content_type_for
   content_type_for = upload.content_type_for,
+
+  --- A new event loop (smugoauth.loop): `smugoauth.loop([opts])`.
+  -- @function loop
+  loop = loop.new,
+  --- Run fn(...) as a task of the default loop until every task of it has
+  -- finished: `smugoauth.run(fn, ...)` -> fn's results, or raise its error.
+  -- @function run
+  run = loop.run,
+  --- Start a task (on the running task's loop, else the default loop).
+  -- @function spawn
+  spawn = loop.spawn,
+  --- Sleep `seconds`: yields inside a task, blocks outside one.
+  -- @function sleep
+  sleep = loop.sleep,
+  --- A limit of n concurrent holders: `lim:run(fn, ...)`, `lim:spawn(fn, ...)`.
+  -- @function limit
+  limit = loop.limit,
+  --- Call fn(item, i) for each item, at most `concurrency` at a time:
+  -- `smugoauth.map(list, fn [, {concurrency = 8}])` -> results, errors.
+  -- @function map
+  map = loop.map,
 
   errors = errors,
   config = config,

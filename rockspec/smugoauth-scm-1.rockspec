@@ -37,7 +37,7 @@ build = {
         "csrc/lib/oauth.c", "csrc/lib/privfile.c", "csrc/lib/sigmethod.c", "csrc/lib/sslerr.c",
         "csrc/lib/url.c",
         "csrc/lua/auxiliar.c", "csrc/lua/core.c", "csrc/lua/http.c", "csrc/lua/http_multi.c",
-        "csrc/lua/http_xfer.c", "csrc/lua/lcookie.c", "csrc/lua/lcrypto.c", "csrc/lua/lfile.c",
+        "csrc/lua/http_xfer.c", "csrc/lua/lcookie.c", "csrc/lua/lcrypto.c", "csrc/lua/lfile.c", "csrc/lua/lloop.c",
         "csrc/lua/lpoll.c", "csrc/lua/lsign.c", "csrc/lua/lsigner.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

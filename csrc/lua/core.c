@@ -13,6 +13,7 @@
 #include "lcookie.h"
 #include "lcrypto.h"
 #include "lfile.h"
+#include "lloop.h"
 #include "lpoll.h"
 #include "lsign.h"
 
@@ -23,6 +24,7 @@ static const luaL_Reg mod[] = {
   {"http", so_open_http},               /* http_new and the Http class */
   {"http_multi", so_open_http_multi},   /* Http:many */
   {"poll", so_open_poll},               /* poller, monotime */
+  {"loop", so_open_loop},               /* reactor: epoll + libcurl's multi socket API */
   {"cookie", so_open_cookie},           /* cookie_seal, cookie_open, cookie_key_file */
   {"file", so_open_file},               /* read_private, write_private, ... */
   {NULL, NULL}

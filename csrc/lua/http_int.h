@@ -30,7 +30,10 @@ typedef struct so_xfer {
   size_t head_total;         /* header bytes received (all responses) */
   int too_large, read_failed, attached;   /* too_large: TOO_LARGE_BODY or _HEAD */
   lua_State *L;              /* on_progress: state and stack index, 0 when none */
-  int progress, cb_failed;
+  int progress, cb_failed;   /* progress -1: a reactor's transfer (lloop.c), whose */
+  int ptab;                  /* function is [pkey].req.on_progress of the table at */
+  lua_Integer pkey;          /* stack index ptab; an error it raises goes to */
+                             /* [pkey].raised. pkey: the reactor's id of it */
   curl_off_t sent;           /* upload count last given to on_progress */
   char err[CURL_ERROR_SIZE];
 } so_xfer;

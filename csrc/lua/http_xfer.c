@@ -89,11 +89,26 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
   if (x->cb_failed) return 1;
   if (ulnow <= x->sent) return 0;
   x->sent = ulnow;
-  lua_pushvalue(L, x->progress);        /* room checked before perform */
+  if (x->progress > 0) {
+    lua_pushvalue(L, x->progress);      /* room checked before perform */
+  } else {                              /* a reactor's transfer: [pkey].req.on_progress */
+    if (L == NULL || x->ptab == 0) return 0;
+    lua_rawgeti(L, x->ptab, x->pkey);
+    lua_getfield(L, -1, "req");
+    lua_getfield(L, -1, "on_progress");
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+  }
   lua_pushinteger(L, (lua_Integer)ulnow);
   lua_pushinteger(L, (lua_Integer)ultotal);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    x->cb_failed = 1;                   /* the error object is left on top */
+    x->cb_failed = 1;
+    if (x->progress < 0) {              /* keep the error in [pkey].raised */
+      lua_rawgeti(L, x->ptab, x->pkey);
+      lua_insert(L, -2);
+      lua_setfield(L, -2, "raised");
+      lua_pop(L, 1);
+    }                                   /* else the error object is left on top */
     return 1;
   }
   return 0;
@@ -232,6 +247,7 @@ void so_xfer_release(so_xfer *x) {
   x->hdrs = NULL;
   x->L = NULL;
   x->progress = 0;
+  x->ptab = 0;
 }
 
 /* Back to idle after the result was pushed (or the transfer abandoned). */

@@ -11,6 +11,9 @@ local errors = require "smugoauth.errors"
 local util = require "smugoauth.util"
 local retry = require "smugoauth.retry"
 local response = require "smugoauth.response"
+local loop = require "smugoauth.loop"
+
+local current = loop.current
 
 -- The fields of the request table the C client takes (core `http:request`
 -- and `http:many`), in the order prepare builds them (headers after body:
@@ -217,17 +220,15 @@ local function sign(session, p)
   return creq, base_string, session.trace:request(p.method, p.url, headers, base_string)
 end
 
---- Send one C request on `holder.http` (a session's or a client's):
--- `send(holder, creq)` -> the raw result, or nil, message, code. THE one
--- place where a request reaches the C client (get_many's batches: send_many).
+--- Send one C request with the settings of `holder.http` (a session's or a
+-- client's): `send(holder, creq)` -> the raw result, or nil, message, code.
+-- THE one place where a request reaches the C client: inside a task of a
+-- smugoauth.loop it runs on that loop's reactor and the task yields until
+-- it is done; outside any task it blocks on holder.http, as it always did.
 local function send(holder, creq)
+  local lp = current()
+  if lp then return lp:transfer(holder.http, creq) end
   return holder.http:request(creq)
-end
-
---- Send C requests concurrently (at most conc at a time) on `holder.http`:
--- an array of raw results in input order, failures as {error =, code =}.
-local function send_many(holder, creqs, conc)
-  return holder.http:many(creqs, conc)
 end
 
 --- What came back for a prepared request, traced by tr: a response or an
@@ -239,48 +240,6 @@ end
 
 -- ---------------------------------------------------------------- retry
 
---- Run prepared requests until each succeeds or its policy gives up:
--- `run(session, preps, round [, outs, t0])` where `round(pending)` sends the
--- prepared requests with those indexes (once each, signed afresh) and
--- returns, in the same order, a response or an error object for each.
--- `outs`, `t0`: the outcomes of a first round already made at clock t0.
--- Returns the results in the order of preps; each error carries `attempts`.
-local function run(session, preps, round, outs, t0)
-  local results, pending = {}, {}
-  for i = 1, #preps do pending[i] = i end
-  local attempt = 0
-  t0 = t0 or retry.clock()
-  while #pending > 0 do
-    attempt = attempt + 1
-    if attempt > 1 or not outs then outs = round(pending) end
-    local candidates, delay, waiter = {}, 0, nil
-    for j, i in ipairs(pending) do
-      local r, p = outs[j], preps[i]
-      results[i] = r
-      if errors.is(r) then
-        r.attempts = attempt
-        if p.policy:again(p.method, r, attempt) then
-          local d = p.policy:delay(r, attempt)
-          if p.policy:within(t0, d) then
-            candidates[#candidates + 1] = i
-            if not waiter or d > delay then delay, waiter = d, p.policy end
-          end
-        end
-      end
-    end
-    pending = {}
-    for _, i in ipairs(candidates) do        -- the batch waits the longest delay
-      if preps[i].policy:within(t0, delay) then pending[#pending + 1] = i end
-    end
-    if #pending > 0 then
-      session.trace:note(("retrying%s in %.2f s (attempt %d)"):format(
-        #preps > 1 and (" " .. #pending .. " requests") or "", delay, attempt + 1))
-      waiter:wait(delay)
-    end
-  end
-  return results
-end
-
 -- One try of a prepared request: sign, send, classify.
 local function try(session, p)
   local creq, base_string, tr = sign(session, p)
@@ -289,14 +248,30 @@ local function try(session, p)
   return classify(p, raw, msg, code, base_string, tr)
 end
 
+--- Run a prepared request until it succeeds or its policy gives up:
+-- `execute(session, p)` -> a response or an error object (carrying
+-- `attempts`). Backoff waits yield inside a task (smugoauth.loop.sleep).
+local function execute(session, p)
+  local t0 = retry.clock()
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local r = try(session, p)
+    if not errors.is(r) then return r end
+    r.attempts = attempt
+    local policy = p.policy
+    if not policy:again(p.method, r, attempt) then return r end
+    local d = policy:delay(r, attempt)
+    if not policy:within(t0, d) then return r end
+    session.trace:note(("retrying in %.2f s (attempt %d)"):format(d, attempt + 1))
+    policy:wait(d)
+  end
+end
+
 --- Make a signed request: `api:request(o)` with the options of OPTIONS.
 -- Returns the response (status, headers, body, json()) or nil, err.
 local function request(session, o)
-  local p = prepare(session, o, "request", 2)
-  local t0 = retry.clock()
-  local r = try(session, p)
-  if not errors.is(r) then return r end                -- (no retry loop to set up)
-  r = run(session, { p }, function() return { try(session, p) } end, { r }, t0)[1]
+  local r = execute(session, prepare(session, o, "request", 2))
   if errors.is(r) then return nil, r end
   return r
 end
@@ -306,9 +281,8 @@ return {
   prepare = prepare,
   sign = sign,
   send = send,
-  send_many = send_many,
   classify = classify,
-  run = run,
+  execute = execute,
   OPTIONS = OPTIONS,
   C_FIELDS = C_FIELDS,
 }

@@ -11,14 +11,14 @@
 -- else `base * 2^(n-1)` for the n-th retry with jitter (a random point in
 -- its upper half); no retry starts later than `max_time` after the first try.
 -- @module smugoauth.retry
-local socket = require "socket"
+local loop = require "smugoauth.loop"
 local util = require "smugoauth.util"
 
 --- The methods a request may be sent twice with (the effect is that of once).
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
 --- The clock `within` measures with (seconds).
-local clock = socket.gettime
+local clock = require("smugoauth.core").monotime
 
 local methods = {}
 local mt = { __name = "smugoauth.Retry", __index = methods }
@@ -30,7 +30,7 @@ local OPTIONS = {
   { "max_time", "number", 60 },
   { "base", "number", 0.5 },
   { "unsafe", "boolean", false },
-  { "sleep", "function", socket.sleep },
+  { "sleep", "function", loop.sleep },
 }
 local TYPES = util.option_types(OPTIONS)
 
@@ -44,7 +44,8 @@ local DEFAULT, OFF                   -- the policies of nil and false, made once
 --            base      0.5    seconds: the first backoff, doubled for each next one
 --            unsafe    false  retry non-idempotent requests too, after 429/503,
 --                             and let them reuse kept-alive connections
---            sleep     socket.sleep  function(seconds) that waits
+--            sleep     loop.sleep  function(seconds) that waits (smugoauth.loop's:
+--                                yields inside a task, blocks outside one)
 --   fname, level: who raises on misuse (unknown option, wrong type), and at
 --          which level (as error's), for the message.
 local function new(opts, fname, level)

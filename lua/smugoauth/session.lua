@@ -79,8 +79,20 @@ methods.upload = upload.upload
 --- Concurrent requests: `api:get_many(list [, opts])` (smugoauth.many).
 methods.get_many = many.get_many
 
+-- The session's own loop, for get_many called outside any task (made on
+-- first use; its connections are kept between calls).
+function methods:_loop()
+  local lp = self.loop
+  if not lp then
+    lp = assert(require("smugoauth.loop").new())
+    self.loop = lp
+  end
+  return lp
+end
+
 --- Close the session's connections and wipe its signer's keys.
 function methods:close()
+  if self.loop then self.loop:close() self.loop = nil end
   if self.http then self.http:close() end
   if self.signer then self.signer:close() end
 end

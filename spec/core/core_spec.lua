@@ -22,7 +22,7 @@ describe("smugoauth.core", function()
       "b64decode", "b64encode", "base_string", "cookie_key_file", "cookie_max_payload", "cookie_open",
       "cookie_seal", "digest", "digest_file", "equal", "file_mode", "getuid", "hmac", "http_new", "isatty",
       "mkdir_private", "monotime", "nonce", "parse_form", "percent_decode", "percent_encode", "poller",
-      "random_bytes", "read_private", "sign", "signer", "version", "write_private",
+      "random_bytes", "reactor", "read_private", "sign", "signer", "version", "write_private",
     }, names)
   end)
 
@@ -35,7 +35,8 @@ describe("smugoauth.core", function()
     local s = core.signer { consumer_key = "k" }
     local h = core.http_new()
     local p = assert(core.poller())
-    for _, o in ipairs { s, h, p } do
+    local r = assert(core.reactor())
+    for _, o in ipairs { s, h, p, r } do
       local mt = getmetatable(o)
       assert.matches("^smugoauth%.%u%a+$", mt.__name)
       assert.is_function(mt.__index.close)
