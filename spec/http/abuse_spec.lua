@@ -3,8 +3,13 @@
 -- A child server (spec/support/abuse_fixture.lua: request_timeout=2,
 -- idle_timeout=3) gets two rounds of a few thousand abusive requests from
 -- spec/support/abuse_client.lua, 200 connections at once: request-smuggling
--- shapes (CL+TE, TE+CL, duplicate Content-Length, obs-folded and misspelt
--- Transfer-Encoding), bare LF/CR, NUL bytes, absolute-form targets, huge header
+-- shapes (CL+TE, TE+CL, duplicate Content-Length, obs-folded, misspelt,
+-- duplicated, listed and control-byte Transfer-Encoding, Transfer-Encoding in
+-- HTTP/1.0: 400; other codings before chunked: 501), chunked bodies (taken:
+-- a request in their data stays data, one after them is the next; refused:
+-- every malformed chunk line, CRLF, extension and trailer of
+-- support.http_cases, each with a request after it that must never be
+-- read), bare LF/CR, NUL bytes, absolute-form targets, huge header
 -- counts, 100 KB request lines, pipelined junk, requests split byte by byte,
 -- half-closed and dropped connections, slowloris heads and bodies, and random
 -- mutations of valid requests. A normal GET / is timed every 20 ms meanwhile.

@@ -2,7 +2,10 @@
 -- and mutated input (deterministic seeds, no socket): the parser never raises
 -- and answers only what it documents; a request fed in any split of its bytes
 -- gets the same answer as fed whole; a serialised request parses back to what
--- was serialised; the response writer never raises.
+-- was serialised; the response writer never raises. Chunked bodies
+-- (smugoauth.http.chunked): a random chunked encoding of random data, behind
+-- its head, decodes to that data however it is split; a mutated one gets the
+-- same answer (data, a documented refusal, or 'incomplete') whole and split.
 -- SMUGOAUTH_FUZZ_ROUNDS=N runs N rounds of each property (default 3000).
 local codec = require "smugoauth.http.codec"
 
@@ -54,9 +57,11 @@ local METHODS = {{"GET", "POST", "HEAD", "PUT", "M-SEARCH"}, {"G(T", "", "get x"
 local TARGETS = {{"/", "/a?b=c", "/%41", "/" .. ("a"):rep(60)}, {"*", "http://x/", "/#f", "/\127", "/\195\169"}}
 local VERSIONS = {{"HTTP/1.1", "HTTP/1.0"}, {"HTTP/2.0", "http/1.1", "HTTP/1.12", ""}}
 local FIELDS = {{"Host: x", "Host: [::1]:80", "Content-Length: 3", "Content-Length: 0", "Expect: 100-continue",
-                 "Cookie: a=1", "X-A: 1", "X-A:", "X-Long: " .. ("v"):rep(70), "Connection: close"},
-                {"Host: a b", "Content-Length: x", "Transfer-Encoding: chunked", "Expect: no", " folded",
-                 "NoColon", ": empty", "X-Ctl: a\1b"}}
+                 "Cookie: a=1", "X-A: 1", "X-A:", "X-Long: " .. ("v"):rep(70), "Connection: close",
+                 "Transfer-Encoding: chunked", "transfer-encoding:\tCHUNKED "},
+                {"Host: a b", "Content-Length: x", "Transfer-Encoding: gzip, chunked", "Expect: no", " folded",
+                 "NoColon", ": empty", "X-Ctl: a\1b", "Transfer-Encoding: chunked, x", "Transfer-Encoding: xchunked",
+                 "Transfer-Encoding: , chunked"}}
 local EOLS = {{"\r\n"}, {"\n", "\r", "\r\r\n", ""}}
 local NOISE = {"\0", "\r", "\n", "\r\n", " ", "\t", ":", "\127", "\255", "a", "/", "0", "%", "\r\n\r\n", "#"}
 
@@ -101,11 +106,83 @@ local function assert_documented(r, input)
     local h = r.head
     assert(type(h.method) == "string" and h.target:sub(1, 1) == "/", ("%q"):format(input))
     assert(h.version == "1.0" or h.version == "1.1")
-    assert(math.type(r.clen) == "integer" and r.clen >= 0)
+    if r.clen == "chunked" then                  -- HTTP/1.1, the field kept, no Content-Length
+      assert(h.version == "1.1" and h.headers["transfer-encoding"] and not h.headers["content-length"],
+             ("%q"):format(input))
+    else
+      assert(math.type(r.clen) == "integer" and r.clen >= 0)
+    end
     for k, v in pairs(h.headers) do
       assert(k == k:lower() and not v:find("[\r\n%z]"), ("%q"):format(input))
     end
   end
+end
+
+-- ------------------------------------------------------------ chunked bodies
+
+local CHUNKED_HEAD = "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+local EXTS = {";a", ";a=b", ' ; q="x;\\"y"', ";n=1;m=2", '\t;z = ""', ";" .. ("e"):rep(40)}
+local TRAILERS = {"X-T: 1\r\n", "Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n", "E:\r\n",
+                  "X-Long: " .. ("t"):rep(50) .. "\r\n"}
+local CHUNK_NOISE = {";", "=", '"', "\\", "F", "0", "0\r\n\r\n", "\r\n", "\n", "\r", " ", "\0", "x"}
+
+-- A random chunked encoding of data: chunks of random sizes, hex digits in
+-- either case, leading zeros, extensions, trailer fields.
+local function random_chunked(data)
+  local parts, i = {}, 1
+  while i <= #data do
+    local n = math.min(#data - i + 1, rnd(1, rnd(2) == 1 and 3 or 300))
+    local hex = ("%x"):format(n)
+    if rnd(2) == 1 then hex = hex:upper() end
+    if rnd(5) == 1 then hex = ("0"):rep(rnd(1, 5)) .. hex end
+    parts[#parts + 1] = hex .. (rnd(4) == 1 and pick(EXTS) or "") .. "\r\n" .. data:sub(i, i + n - 1) .. "\r\n"
+    i = i + n
+  end
+  parts[#parts + 1] = ("0"):rep(rnd(1, 3)) .. (rnd(4) == 1 and pick(EXTS) or "") .. "\r\n"
+  for _ = 1, rnd(0, 2) do parts[#parts + 1] = pick(TRAILERS) end
+  parts[#parts + 1] = "\r\n"
+  return concat(parts)
+end
+
+local function mutate_chunked(s)
+  for _ = 1, rnd(1, 3) do
+    local i = rnd(1, #s + 1)
+    local op = rnd(3)
+    if op == 1 then s = s:sub(1, i - 1) .. CHUNK_NOISE[rnd(#CHUNK_NOISE)] .. s:sub(i)
+    elseif op == 2 then s = s:sub(1, i - 1) .. s:sub(i + 1)
+    else s = s:sub(1, i - 1) .. char(rnd(0, 255)) .. s:sub(i + 1) end
+  end
+  return s
+end
+
+-- A request fed in pieces as the server reads it: its head to the parser,
+-- then the rest to a chunked decoder (opts). {body, rest (the bytes after
+-- the body)}, {status} or {incomplete = true}.
+local function feed_request(input, ends, opts)
+  local p, d, buf, from = codec.new_parser(), nil, "", 1
+  for k = 1, #ends + 1 do
+    local to = ends[k] or #input
+    local bytes, body, rest = input:sub(from, to), nil, nil
+    from = to + 1
+    if d then
+      body, rest = d:feed(bytes)
+    else
+      buf = buf .. bytes
+      local head, a, b = p:parse(buf)
+      if head then
+        assert.equal("chunked", b)
+        d = codec.new_chunked(opts)
+        body, rest = d:feed(buf, a)
+      elseif a then
+        return {status = a}
+      else
+        buf = b
+      end
+    end
+    if body then return {body = body, rest = rest .. input:sub(to + 1)} end
+    if rest then return {status = rest} end
+  end
+  return {incomplete = true}
 end
 
 describe("http.codec properties", function()
@@ -213,6 +290,40 @@ describe("http.codec properties", function()
       else
         assert.is_string(keep)                   -- the reason it is invalid
       end
+    end
+  end)
+  it("decodes a random chunked encoding of random data to that data, however it is split", function()
+    math.randomseed(20265)
+    for i = 1, ROUNDS do
+      local data = random_bytes(rnd(0, i % 50 == 0 and 5000 or 400))
+      local input = CHUNKED_HEAD .. random_chunked(data) .. "NEXT"
+      local want = {body = data, rest = "NEXT"}
+      assert.same(want, feed_request(input, random_cuts(#input)), ("%q"):format(input))
+      if i % 10 == 0 then assert.same(want, feed_request(input, every_byte(#input)), ("%q"):format(input)) end
+    end
+  end)
+
+  it("gives a mutated chunked body the same answer whole and split, and only documented ones", function()
+    math.randomseed(20266)
+    local BODY_STATUSES = {[400] = true, [413] = true, [431] = true}
+    local seen = {}
+    for i = 1, ROUNDS do
+      local input = CHUNKED_HEAD .. mutate_chunked(random_chunked(random_bytes(rnd(0, 200)))) .. "NEXT"
+      local opts = rnd(2) == 1 and {max_body = rnd(0, 250), max_chunk_ext = rnd(0, 60), max_trailer = rnd(0, 80)}
+                   or nil
+      local ok, whole = pcall(feed_request, input, {}, opts)
+      assert(ok, whole)
+      if whole.status then
+        assert(BODY_STATUSES[whole.status], "undocumented status " .. whole.status .. " for " .. ("%q"):format(input))
+      elseif whole.body then
+        assert.is_true(#whole.body <= (opts and opts.max_body or 1048576))
+      end
+      seen[whole.status or (whole.body and "body") or "incomplete"] = true
+      assert.same(whole, feed_request(input, random_cuts(#input), opts), ("%q"):format(input))
+      if i % 5 == 0 then assert.same(whole, feed_request(input, every_byte(#input), opts), ("%q"):format(input)) end
+    end
+    if ROUNDS >= 1000 then                       -- the mutations reach every kind of answer
+      assert.same({body = true, incomplete = true, [400] = true, [413] = true, [431] = true}, seen)
     end
   end)
 end)

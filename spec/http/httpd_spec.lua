@@ -7,9 +7,12 @@
 -- server with srv:step()/srv:run() so the poller runs in this process too
 -- (useful under valgrind). The 1100-connection test raises `ulimit -n` for
 -- its children when the hard limit allows, and is pending otherwise.
--- The fixture lets /echo take bodies up to max_body and /small up to 16 bytes
--- (option `body`); the request-body tests also check what is refused on the
--- head alone, the Lua heap and RSS under refused bodies, and max_body_total.
+-- The fixture lets /echo and /body take bodies up to max_body and /small up
+-- to 16 bytes (option `body`); the request-body tests also check what is
+-- refused on the head alone, the Lua heap and RSS under refused bodies, and
+-- max_body_total; chunked bodies (the shared cases of support.http_cases,
+-- pipelining after them, 413 mid-stream, 100-continue, request_timeout, the
+-- budget reserved as chunk-sizes announce it) have their own section.
 local socket = require "socket"
 local core = require "smugoauth.core"
 local httpd = require "smugoauth.http.server"
@@ -1244,6 +1247,232 @@ describe("httpd request bodies (option body), child server", function()
     until ok or socket.gettime() > deadline
     assert.is_true(ok, "the budget was not given back")
     assert.equal(body, echo_map(res.body).body)
+  end)
+end)
+
+-- ------------------------------------------------------------ chunked request bodies
+
+local function chunked_post(path, extra)
+  return "POST " .. path .. " HTTP/1.1\r\nHost: x\r\n" .. (extra or "") .. "Transfer-Encoding: chunked\r\n\r\n"
+end
+
+-- Wait until the server has read everything sent so far on other
+-- connections: a GET / round trip (the loop serves every ready socket of a
+-- poll round in turn).
+local function barrier(port)
+  local res, s = exchange(port, get("/"))
+  s:close()
+  assert.equal(200, res.status)
+end
+
+describe("httpd chunked request bodies (RFC 9112 7.1)", function()
+  local child, port
+  setup(function() child, port = start_server("") end)
+  teardown(function() kill(child) end)
+
+  describe("the shared cases, through a socket", function()
+    for _, case in ipairs(http_cases.chunked) do
+      local want = case[3]
+      it(case[1] .. " -> " .. (type(want) == "string" and "decoded" or want), function()
+        local path = case.small and "/small" or "/body"
+        local raw = chunked_post(path) .. case[2] .. get("/")
+        if type(want) == "string" then
+          -- decoded, then the pipelined GET / on the same connection
+          local res, s = exchange(port, raw)
+          assert.equal(200, res.status)
+          assert.equal(case.small and "small " .. #want or want, res.body)
+          local res2 = assert(read_response(s))
+          assert.equal("hello", res2.body)
+          s:close()
+        else
+          -- refused and closed: the request after it is never read
+          assert_refused(port, raw, want)
+        end
+      end)
+    end
+  end)
+
+  it("gives the handler the decoded body, the head's fields untouched by the trailer", function()
+    local res, s = exchange(port, chunked_post("/echo?a=1") ..
+      "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: 1\r\nHost: evil\r\nContent-Length: 3\r\n\r\n")
+    s:close()
+    local t = echo_map(res.body)
+    assert.equal(200, res.status)
+    assert.equal("hello world", t.body)
+    assert.equal("chunked", t["header.transfer-encoding"])
+    assert.is_nil(t["header.content-length"])
+    assert.is_nil(t["header.x-trailer"])
+    assert.equal("x", t["header.host"])
+    assert.equal("1", t["param.a"])
+  end)
+
+  it("keeps the connection for requests pipelined after a chunked body, sent whole or in pieces", function()
+    local raw = chunked_post("/echo?n=1") .. "3\r\nabc\r\n0\r\n\r\n" .. get("/echo?n=2") ..
+      chunked_post("/echo?n=3") .. "1\r\nd\r\n0\r\n\r\n" .. get("/echo?n=4", "Connection: close\r\n")
+    for _, size in ipairs{#raw, 7, 1} do
+      local s = connect(port)
+      for i = 1, #raw, size do
+        assert(s:send(raw:sub(i, i + size - 1)))
+        if size < #raw and i % 20 == 1 then socket.sleep(0.001) end
+      end
+      for n, body in ipairs{"abc", "", "d", ""} do
+        local res = assert(read_response(s))
+        local t = echo_map(res.body)
+        assert.equal(tostring(n), t["param.n"], "piece size " .. size)
+        assert.equal(body, t.body or "")
+      end
+      assert.is_true(is_closed(s))
+      s:close()
+    end
+  end)
+
+  it("takes max_body (1 MiB) in one-byte chunks", function()
+    local body = {}
+    for i = 1, 1 << 20 do body[i] = string.char(i % 251) end
+    body = table.concat(body)
+    local s = connect(port)
+    s:settimeout(30)
+    assert(s:send(chunked_post("/body") .. body:gsub(".", "1\r\n%0\r\n") .. "0\r\n\r\n"))
+    local res = assert(read_response(s))
+    s:close()
+    assert.equal(200, res.status)
+    assert.is_true(res.body == body, "body differs")
+  end)
+
+  it("refuses 413 mid-stream, as soon as the decoded total passes the route's limit", function()
+    local s = connect(port)
+    assert(s:send(chunked_post("/small") .. "a\r\n0123456789\r\n"))
+    assert(s:send("7\r\n"))                      -- 17 > 16: no data, no last chunk sent
+    local res = assert(read_response(s))
+    assert.equal(413, res.status)
+    assert.equal("close", res.headers.connection)
+    assert.is_true(is_closed(s))
+    s:close()
+    -- a route that takes no body: on the head alone
+    s = connect(port)
+    assert(s:send(chunked_post("/")))
+    res = assert(read_response(s))
+    assert.equal(413, res.status)
+    assert.is_true(is_closed(s))
+    s:close()
+  end)
+
+  it("answers 100-continue only to a chunked request whose body will be read", function()
+    for _, path in ipairs{"/", "/nowhere"} do
+      local s = connect(port)
+      assert(s:send(chunked_post(path, "Expect: 100-continue\r\n")))
+      assert.equal("HTTP/1.1 413 Content Too Large", s:receive("*l"), path)
+      s:close()
+    end
+    local s = connect(port)
+    assert(s:send(chunked_post("/small", "Expect: 100-continue\r\n")))
+    assert.equal("HTTP/1.1 100 Continue", s:receive("*l"))
+    assert.equal("", s:receive("*l"))
+    assert(s:send("5\r\nhello\r\n0\r\n\r\n"))
+    assert.equal("small 5", assert(read_response(s)).body)
+    s:close()
+  end)
+
+  it("bounds the whole chunked read by request_timeout, however it trickles", function()
+    local child2, port2 = start_server("request_timeout=0.5")
+    finally(function() kill(child2) end)
+    local s = connect(port2)
+    assert(s:send(chunked_post("/echo") .. "1\r\nz\r\n"))
+    local t0, ended = socket.gettime(), false
+    s:settimeout(0.1)
+    for _ = 1, 40 do                             -- a chunk every 0.1 s, for 4 s at most
+      local _, serr = s:send("1\r\nz\r\n")
+      local line, err = s:receive("*l")
+      if line then
+        assert.equal("HTTP/1.1 408 Request Timeout", line)
+        ended = true
+        break
+      end
+      if serr or err ~= "timeout" then ended = true break end   -- closed (or reset) after its 408
+    end
+    s:close()
+    assert.is_true(ended, "still reading after 4 s")
+    assert.is_true(socket.gettime() - t0 < 2.5, "ended after " .. (socket.gettime() - t0) .. " s")
+  end)
+
+  it("reserves max_body_total as chunk-sizes announce it (503 beyond), and gives it back", function()
+    local child2, port2 = start_server("max_body_total=100000")
+    local held = {}
+    finally(function()
+      for _, c in ipairs(held) do c:close() end
+      kill(child2)
+    end)
+    local function busy(res, s, err)
+      assert.is_table(res, "no answer: " .. tostring(err))
+      assert.equal(503, res.status)
+      assert.equal("1", res.headers["retry-after"])
+      assert.is_true(is_closed(s), "connection not closed")
+      s:close()
+    end
+    -- a chunked body that announced 10 bytes holds 10, not its route's limit (all of the budget)
+    local a = connect(port2)
+    held[1] = a
+    assert(a:send(chunked_post("/echo") .. "a\r\n01234"))
+    barrier(port2)
+    local body = ("c"):rep(99990)
+    local res, s = exchange(port2, post("/echo", #body) .. body)
+    s:close()
+    assert.equal(200, res.status)
+    -- it announces 60000 more (all but 10 bytes of the budget are held now) ...
+    assert(a:send("56789\r\nea60\r\n" .. ("a"):rep(1000)))
+    barrier(port2)
+    busy(exchange(port2, post("/echo", 50000)))
+    -- ... so a chunk-size that does not fit beside it gets 503 mid-stream
+    s = connect(port2)
+    assert(s:send(chunked_post("/echo") .. "5\r\nhello\r\n"))
+    barrier(port2)
+    assert(s:send("9c40\r\n"))                   -- 40000 more
+    busy(read_response(s), s)
+    -- the first one ends: served, and its share given back
+    assert(a:send(("a"):rep(59000) .. "\r\n0\r\n\r\n"))
+    res = assert(read_response(a))
+    assert.equal(200, res.status)
+    assert.equal("0123456789" .. ("a"):rep(60000), echo_map(res.body).body)
+    body = ("d"):rep(100000)
+    res, s = exchange(port2, chunked_post("/echo") .. ("%x\r\n"):format(#body) .. body .. "\r\n0\r\n\r\n")
+    s:close()
+    assert.equal(200, res.status)
+    assert.equal(body, echo_map(res.body).body)
+    -- more than the whole budget: 413 (the route's limit is capped by max_body_total)
+    assert_refused(port2, chunked_post("/echo") .. "186a1\r\n", 413)
+  end)
+end)
+
+describe("httpd chunked request bodies, embedded", function()
+  it("asks the declaration with the head alone (no Content-Length) and holds only the decoded size", function()
+    local seen, srv = {}, nil
+    srv = assert(httpd.new{
+      body = function(req)
+        seen[#seen + 1] = {path = req.path, te = req.headers["transfer-encoding"],
+                           clen = req.headers["content-length"], body = rawget(req, "body")}
+        return req.path == "/up" and 10 or 0
+      end,
+      handler = function(req)
+        return 200, nil, ("%s inflight=%d"):format(req.body, srv.body_inflight)
+      end,
+    })
+    finally(function() srv:close() end)
+    assert.matches("\r\n\r\nhello inflight=5$",
+      (embedded_exchange(srv, chunked_post("/up") .. "3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n")))
+    assert.same({{path = "/up", te = "chunked"}}, seen)
+    assert.equal(0, srv.body_inflight)
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, chunked_post("/up") .. "b\r\n")))
+    assert.matches("^HTTP/1%.1 413 ", (embedded_exchange(srv, chunked_post("/other") .. "0\r\n\r\n")))
+    assert.equal(3, #seen)
+    assert.equal(0, srv.body_inflight)
+  end)
+
+  it("takes no chunked body by default: 413 on the head alone, and no 100 Continue", function()
+    local srv = assert(httpd.new{handler = function(req) return 200, nil, #req.body end})
+    finally(function() srv:close() end)
+    local got = embedded_exchange(srv, chunked_post("/x", "Expect: 100-continue\r\n"))
+    assert.matches("^HTTP/1%.1 413 Content Too Large\r\n", got)
+    assert.is_nil(got:find("100 Continue", 1, true))
   end)
 end)
 

@@ -5,7 +5,8 @@
 -- tls_dir=<dir> (serve https with DIR/server.pem and DIR/server.key).
 -- body=<declaration> sets the option `body`: "none", "all" (true), or a
 -- comma-separated list of path[:max bytes] (no max: max_body); the default,
--- "/echo,/small:16", lets /echo take bodies up to max_body and /small 16 bytes.
+-- "/echo,/small:16,/body", lets /echo and /body take bodies up to max_body and
+-- /small 16 bytes.
 -- Prints "PORT <n>" on stdout once listening, then serves until /stop,
 -- the lifetime ends, or it is killed.
 package.path = "lua/?.lua;spec/?.lua;" .. package.path
@@ -27,7 +28,7 @@ local function body_decl(v)
   return t
 end
 
-local opts, lifetime = fixture.args(arg, {body = body_decl("/echo,/small:16")}, function(k, v, o)
+local opts, lifetime = fixture.args(arg, {body = body_decl("/echo,/small:16,/body")}, function(k, v, o)
   if k == "body" then o.body = body_decl(v)
   elseif k == "tls_dir" then
     o.tls = {mode = "server", protocol = "any", key = v .. "/server.key",
@@ -98,6 +99,8 @@ local routes = {
     collectgarbage("collect")
     return 200, {}, string.format("%.0f", collectgarbage("count"))
   end,
+  -- the request body as it is (any bytes)
+  ["/body"] = function(req) return 200, {["Content-Type"] = "application/octet-stream"}, req.body end,
   -- /small takes a body of 16 bytes at most (see body=)
   ["/small"] = function(req) return 200, {}, "small " .. #req.body end,
   -- a handler that runs for ?wait= seconds (busy, like a slow computation),

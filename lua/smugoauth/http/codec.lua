@@ -8,6 +8,8 @@
 --    local codec = require "smugoauth.http.codec"
 --    local p = codec.new_parser{ max_request_line = 8192 }
 --    local head, nxt, clen = p:parse(buf)   -- a head, or nil, status, or nil, nil, rest
+--    local d = codec.new_chunked{ max_body = 1024 }   -- clen == "chunked"
+--    local body, rest = d:feed(buf, nxt)    -- body, rest | nil, status | nil (more)
 --
 -- What a head is refused with (the server answers the status, then closes):
 -- request line over max_request_line (414), header section over
@@ -15,22 +17,30 @@
 -- header lines, obs-fold, bare CR or LF, control bytes, duplicate
 -- Content-Length or Host, invalid Content-Length, HTTP/1.1 without Host, a
 -- Host that is not `uri-host [":" port]`, targets not in origin-form
--- (absolute-form, authority-form, `*`) or with a `#` (400), any
--- Transfer-Encoding (501), an Expect other than 100-continue (417), versions
+-- (absolute-form, authority-form, `*`) or with a `#` (400). Transfer-Encoding
+-- (RFC 9112 6.1): `chunked` (any case) as the one coding of an HTTP/1.1
+-- request is accepted (its body is decoded by smugoauth.http.chunked, which
+-- lists what a body is refused with); Transfer-Encoding with Content-Length,
+-- in an HTTP/1.0 request, in two fields, a value that is not a list of
+-- codings or whose final coding is not chunked (`identity`, `xchunked`,
+-- `chunked, gzip`), chunked twice (400); other codings before a final chunked
+-- (`gzip, chunked`: 501). An Expect other than 100-continue (417), versions
 -- other than 1.0 and 1.1 (505). A bare CR or LF is refused as soon as it is
 -- seen (a head that never shows the CRLF it needs is not waited for), and
 -- before any other refusal of the same head: so the answer to a byte sequence
 -- never depends on how it was split into reads.
 -- @module smugoauth.http.codec
 local grammar = require "smugoauth.http.grammar"
+local chunked = require "smugoauth.http.chunked"
 local writer = require "smugoauth.http.writer"
 
 local byte, find, lower, match, sub =
   string.byte, string.find, string.lower, string.match, string.sub
 local setmetatable, tonumber = setmetatable, tonumber
 local NOT_TCHAR, BAD_VALUE = grammar.NOT_TCHAR, grammar.BAD_VALUE
-local lname, rtrim, bad_eol, valid_host, has_token =
-  grammar.lname, grammar.rtrim, grammar.bad_eol, grammar.valid_host, grammar.has_token
+local lname, rtrim, bad_eol, valid_host, has_token, transfer_coding =
+  grammar.lname, grammar.rtrim, grammar.bad_eol, grammar.valid_host, grammar.has_token,
+  grammar.transfer_coding
 
 -- ------------------------------------------------------------ request heads
 
@@ -58,7 +68,7 @@ local function parse_fields(buf, le, he, max_headers)
     return nil, 400
   end
 
-  local headers, count, pos, host, clen = {}, 0, le + 2, nil, nil
+  local headers, count, pos, host, clen, te = {}, 0, le + 2, nil, nil, nil
   local hend = he - 1                    -- the last header's CRLF ends here
   while pos < hend do
     local name, value, nxt = match(buf, "^([^:\r\n]*):[ \t]*([^\r\n]*)\r\n()", pos)
@@ -77,7 +87,13 @@ local function parse_fields(buf, le, he, max_headers)
       if host or not valid_host(value) then return nil, 400 end
       host = value
     elseif key == "transfer-encoding" then
-      return refuse_head(buf, pos, he, 501)
+      if te then return nil, 400 end     -- two fields: a smuggling shape
+      local status
+      te, status = transfer_coding(value)
+      if not te then
+        if status == 400 then return nil, 400 end
+        te = status                      -- 501, unless a later field is malformed
+      end
     end
     local old = headers[key]
     if old then
@@ -89,6 +105,13 @@ local function parse_fields(buf, le, he, max_headers)
   end
   local version = minor == "1" and "1.1" or "1.0"
   if not host and version == "1.1" then return nil, 400 end
+  if te then
+    -- RFC 9112 6.1: Transfer-Encoding with Content-Length, or in HTTP/1.0,
+    -- is faulty framing (the request is refused and the connection closed)
+    if clen or version == "1.0" then return nil, 400 end
+    if te ~= "chunked" then return nil, te end
+    clen = "chunked"
+  end
   local expect = headers.expect
   if expect and lower(expect) ~= "100-continue" then return nil, 417 end
 
@@ -134,11 +157,13 @@ end
 --- Parse the request head at the start of buf (empty lines before it are
 -- skipped, RFC 9112 2.2). Returns one of:
 --
---  - `head, nxt, content_length`: the head (`method`, `target`, `version`
+--  - `head, nxt, length`: the head (`method`, `target`, `version`
 --    "1.0" | "1.1", `path`, `query` ("" when none), `headers`: lower-case name
 --    to value, repeated fields joined with ", ", cookies with "; "); nxt is
---    the index in buf of the first byte after the head; content_length is 0
---    when the head has none.
+--    the index in buf of the first byte after the head; length is the
+--    Content-Length (0 when the head has none), or the string `"chunked"`
+--    when the body is chunked (`headers["transfer-encoding"]` is kept, no
+--    Content-Length is made up: decode it with `new_chunked`).
 --  - `nil, status`: refuse the request with this status (then close).
 --  - `nil, nil, rest`: not complete yet. Call again with `rest .. more`
 --    (rest is buf without the empty lines before the request line).
@@ -245,6 +270,7 @@ return {
   keep_alive = keep_alive,
   expects_continue = expects_continue,
   split_body = split_body,
+  new_chunked = chunked.new,
   serialize_response = writer.serialize_response,
   serialize_request = writer.serialize_request,
   error_response = writer.error_response,

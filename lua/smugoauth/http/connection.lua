@@ -152,6 +152,63 @@ local function release(c)
   end
 end
 
+-- Grow the connection's share of max_body_total to n bytes: true, or false
+-- when that does not fit now.
+local function reserve(c, n)
+  local srv, more = c.srv, n - c.reserved
+  if more <= 0 then return true end
+  if srv.body_inflight + more > srv.max_body_total then return false end
+  srv.body_inflight, c.reserved = srv.body_inflight + more, n
+  return true
+end
+
+-- The chunked body of req (its head ends before index `from` of buf), read
+-- and decoded: true, or nil and a status (nil status: just close).
+-- Admitted on the head like a Content-Length body: the declaration is asked
+-- (the request shows no Content-Length: the length is unknown), a route that
+-- takes no body gets 413 at once (RFC 9110 6.4.1: Transfer-Encoding says
+-- there is one), and so does a full max_body_total (503). Then the decoder
+-- refuses 413 as soon as a chunk-size would take the decoded total past the
+-- limit (the route's, capped by max_body and max_body_total), and each
+-- chunk-size is reserved from max_body_total as it is read, before the data
+-- it announces (503 when it does not fit: the bodies in flight stay within
+-- the budget, and a chunked body holds what it announced, not its route's
+-- whole limit). The trailer section is bounded by max_header_bytes (431);
+-- request_timeout bounds the whole read (408).
+local function read_chunked(c, req, buf, from)
+  local srv = c.srv
+  local limit, lerr = body_limit(srv, req)
+  if not limit then
+    log(srv, lerr)
+    return nil, 500
+  end
+  local total = srv.max_body_total
+  if limit > total then limit = total end
+  if limit == 0 then return nil, 413 end
+  if srv.body_inflight >= total then return nil, 503 end
+
+  local dec = codec.new_chunked{max_body = limit, max_trailer = srv.max_header_bytes}
+  local body, rest = dec:feed(buf, from)
+  c.buf = ""
+  local first = true
+  while true do
+    if not body and rest then return nil, rest end   -- refused: rest is the status
+    if not reserve(c, dec.total) then return nil, 503 end
+    if body then break end
+    if first and expects_continue(req) then
+      local deadline = c.deadline
+      if not send_all(c, codec.CONTINUE) then return nil end
+      c.deadline = deadline
+    end
+    first = false
+    local data, err = recv(c)
+    if not data then return nil, err == "timeout" and 408 or nil end
+    body, rest = dec:feed(data)
+  end
+  req.body, c.buf = body, rest
+  return true
+end
+
 -- Read the head and body of the next request. Returns the request, or nil
 -- and a status to answer with (nil status: just close).
 local function read_request(c)
@@ -180,7 +237,13 @@ local function read_request(c)
   local from, clen = a, b                -- the body's first index, its length
   local req = request.new(head, c.peer, srv.scheme)
 
-  -- the body: admitted (or refused) on the head alone, before any byte of it is read
+  -- the body: admitted (or refused) on the head alone, before any byte of it
+  -- is read (a chunked one is also refused as it goes: see read_chunked)
+  if clen == "chunked" then
+    local ok, status = read_chunked(c, req, buf, from)
+    if not ok then return nil, status end
+    return req
+  end
   if clen == 0 then
     req.body = ""
     c.buf = from <= #buf and sub(buf, from) or ""

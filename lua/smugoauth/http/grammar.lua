@@ -166,6 +166,93 @@ local function valid_host(v)
   return port == "" or find(port, "^:%d*$") ~= nil
 end
 
+-- ------------------------------------------------------------ parameters
+
+local TOKEN = "^[%w!#$%%&'*+%-.^_`|~]+()"        -- a token at the given index
+
+-- The index after the quoted-string that starts at i of s (RFC 9110 5.6.4:
+-- qdtext or quoted-pair between DQUOTEs; s holds no CR, LF or other CTL but
+-- HTAB), or nil when s has none there.
+local function quoted_end(s, i)
+  if byte(s, i) ~= 34 then return nil end
+  i = i + 1
+  while true do
+    local q = find(s, '["\\]', i)
+    if not q then return nil end
+    if byte(s, q) == 34 then return q + 1 end
+    if q == #s then return nil end              -- a backslash quoting nothing
+    i = q + 2
+  end
+end
+
+--- Where the parameters that start at index i of s end: the index after
+-- `*( OWS ";" OWS token [ BWS "=" BWS ( token / quoted-string ) ] )` (the
+-- transfer-parameters of RFC 9110 10.1.4 when a value is required, the
+-- chunk extensions of RFC 9112 7.1.1 when it is optional), or nil when one is
+-- malformed. Also whether there was any.
+-- @tparam string s (no CR, LF or CTL but HTAB)
+-- @tparam integer i
+-- @tparam boolean optional may a parameter have no value?
+-- @treturn integer|nil
+-- @treturn boolean
+local function parameters(s, i, optional)
+  local any = false
+  while true do
+    local p = match(s, "^[ \t]*;[ \t]*()", i)
+    if not p then return i, any end
+    any = true
+    p = match(s, TOKEN, p)
+    if not p then return nil end
+    local v = match(s, "^[ \t]*=[ \t]*()", p)
+    if v then
+      p = match(s, TOKEN, v) or quoted_end(s, v)
+      if not p then return nil end
+    elseif not optional then
+      return nil
+    end
+    i = p
+  end
+end
+
+-- ------------------------------------------------------------ Transfer-Encoding
+
+--- The framing a Transfer-Encoding field value (without the OWS around it)
+-- asks of a request: `"chunked"` when chunked (any case) is its one and only
+-- transfer coding, else nil and the status to refuse the request with (RFC
+-- 9112 6.1, 6.3, 7):
+--
+--  - 400 when the value is not a list of transfer-codings (RFC 9110 5.6.1
+--    and 10.1.4; empty list elements are refused too, as a smuggling shape),
+--    when chunked is not the final coding (`xchunked`, `identity`,
+--    `chunked, gzip`, `chunked;q=1`: RFC 9112 6.3 says the length cannot be
+--    determined, MUST 400) or when it is applied twice (`chunked, chunked`);
+--  - 501 when other codings come before a final chunked (`gzip, chunked`:
+--    codings this server does not implement, RFC 9112 6.1).
+-- @tparam string value
+-- @treturn string|nil
+-- @treturn integer|nil status
+local function transfer_coding(value)
+  local i, n, count, last, twice = 1, #value, 0, nil, false
+  local plain
+  while true do
+    local e = match(value, TOKEN, i)
+    if not e then return nil, 400 end           -- also an empty element
+    if last == "chunked" then twice = true end  -- one before this one
+    count, last = count + 1, lower(sub(value, i, e - 1))
+    local any
+    i, any = parameters(value, e, false)
+    if not i then return nil, 400 end
+    plain = not any
+    i = match(value, "^[ \t]*()", i)
+    if i > n then break end
+    if byte(value, i) ~= 44 then return nil, 400 end
+    i = match(value, "^[ \t]*()", i + 1)
+  end
+  if last ~= "chunked" or not plain or twice then return nil, 400 end
+  if count > 1 then return nil, 501 end
+  return "chunked"
+end
+
 --- Does a Connection field value name this token (case-insensitive)?
 -- @tparam string value
 -- @tparam string token lower-case
@@ -187,4 +274,6 @@ return {
   bad_eol = bad_eol,
   valid_host = valid_host,
   has_token = has_token,
+  parameters = parameters,
+  transfer_coding = transfer_coding,
 }
