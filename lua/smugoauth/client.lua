@@ -72,6 +72,9 @@ local OPTIONS = {
   { "retry", "table boolean", nil,
     doc = "the retry policy of every request (smugoauth.retry: attempts 3, max_time 60, " ..
           "base 0.5, unsafe false); false: no retries" },
+  { "yield", "boolean", true,
+    doc = "inside a task of a smugoauth.loop, requests yield until they are done (true); " ..
+          "false: they block the whole loop, as before there was one (for comparisons)" },
   { "insecure_http", "boolean", false,
     doc = "DANGEROUS: true allows plain http:// origins and request URLs for hosts other " ..
           "than loopback (localhost, 127.0.0.0/8, [::1]: always allowed), and PLAINTEXT over " ..

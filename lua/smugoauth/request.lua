@@ -227,7 +227,7 @@ end
 -- it is done; outside any task it blocks on holder.http, as it always did.
 local function send(holder, creq)
   local lp = current()
-  if lp then return lp:transfer(holder.http, creq) end
+  if lp and (holder.client or holder).yield ~= false then return lp:transfer(holder.http, creq) end
   return holder.http:request(creq)
 end
 

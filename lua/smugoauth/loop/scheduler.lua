@@ -216,7 +216,9 @@ function methods:step(timeout)
   for i = 1, nfds do
     local fd = fds[i]
     local task = fdw[fd]
-    if task then
+    if type(task) == "function" then             -- a watcher (loop:watch_fd): stays
+      task(fd, evs[i])
+    elseif task then
       fdw[fd] = nil
       if task.timer then drop_timer(self, task.timer) task.timer = nil end
       run_task(self, task, true, evs[i])

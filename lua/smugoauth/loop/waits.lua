@@ -8,8 +8,8 @@ local yield = coroutine.yield
 local monotime = core.monotime
 local error = error
 local methods, CANCELLED = scheduler.methods, scheduler.CANCELLED
-local arm, own_task, drop_timer, heap_push =
-  scheduler.arm, scheduler.own_task, scheduler.drop_timer, scheduler.heap_push
+local arm, own_task, drop_timer, heap_push, make_ready =
+  scheduler.arm, scheduler.own_task, scheduler.drop_timer, scheduler.heap_push, scheduler.make_ready
 
 --- Wait until descriptor fd is ready for what ("r", "w" or "rw"), or until
 -- the monotonic time `deadline` (core.monotime(); nil: no deadline):
@@ -95,6 +95,49 @@ function methods:every(interval, fn)
   heap_push(self.timers, h.e)
   function h.cancel() h.cancelled = true drop_timer(loop, h.e) end
   return h
+end
+
+--- Call fn(fd, readiness) whenever fd is ready for what, until
+-- `loop:unwatch_fd(fd)` (or a task waits on fd, which replaces the
+-- watcher): `loop:watch_fd(fd, what, fn)` -> true | nil, message, code.
+-- fn runs in the loop's round, outside any task: it must not yield.
+function methods:watch_fd(fd, what, fn)
+  local ok, msg, code = arm(self, fd, what)
+  if not ok then return nil, msg, code end
+  self.fdw[fd] = fn
+  return true
+end
+
+--- Stop a watcher of fd (see watch_fd); the fd stays registered.
+function methods:unwatch_fd(fd)
+  if type(self.fdw[fd]) == "function" then self.fdw[fd] = nil end
+end
+
+--- Interrupt the wait task `t` is in and resume it with `a, b`: a socket
+-- wait (default false, "interrupted"), a sleep (false), a transfer (which is
+-- cancelled: the request returns nil, err code "cancelled"). Unlike
+-- task:cancel, later waits of the task are not affected. Returns true, or
+-- false when t is not in one of those waits.
+function methods:interrupt(t, a, b)
+  local w = t.waiting
+  if w == "fd" then
+    if self.fdw[t.fd] == t then self.fdw[t.fd] = nil end
+    drop_timer(self, t.timer)
+    t.timer = nil
+    if a == nil then a, b = false, "interrupted" end
+    make_ready(self, t, a, b)
+  elseif w == "sleep" then
+    drop_timer(self, t.timer)
+    t.timer = nil
+    make_ready(self, t, false)
+  elseif w == "xfer" then
+    self.reactor:cancel(t.xid)
+    self.xfers[t.xid] = nil
+    make_ready(self, t, CANCELLED)
+  else
+    return false
+  end
+  return true
 end
 
 return methods
