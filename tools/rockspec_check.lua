@@ -1,8 +1,34 @@
--- tools/rockspec_check.lua ROCKSPEC -- fail when the rockspec's build table
--- drifts from the tree: every lua/**/*.lua must be a module under its
--- dotted name (init.lua: the folder's name) and every csrc/**/*.c a source
--- of smugoauth.core, and nothing listed may be missing.
-local path = assert(arg[1], "usage: lua5.4 tools/rockspec_check.lua ROCKSPEC")
+-- tools/rockspec_check.lua ROCKSPEC [--write] -- fail when the rockspec's
+-- build table drifts from the tree: every lua/**/*.lua must be a module under
+-- its dotted name (init.lua: the folder's name) and every csrc/**/*.c a
+-- source of smugoauth.core, and nothing listed may be missing. With --write,
+-- rewrite the rockspec's list of Lua modules from the tree first.
+local path = assert(arg[1], "usage: lua5.4 tools/rockspec_check.lua ROCKSPEC [--write]")
+local function lua_modules()
+  local out = {}
+  local p = assert(io.popen("find lua -name '*.lua' | sort"))
+  for f in p:lines() do
+    out[#out + 1] = { f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."), f }
+  end
+  p:close()
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  return out
+end
+
+if arg[2] == "--write" then
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  local rows = {}
+  for _, m in ipairs(lua_modules()) do rows[#rows + 1] = ('    ["%s"] = "%s",\n'):format(m[1], m[2]) end
+  local a = assert(text:find('    ["smugoauth"] = "lua/smugoauth.lua",', 1, true), "no module list")
+  local b = assert(text:find("  },\n  install", a, true), "no end of the module list")
+  text = text:sub(1, a - 1) .. table.concat(rows) .. text:sub(b)
+  f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 local spec = {}
 assert(loadfile(path, "t", spec))()
 local modules = spec.build.modules
@@ -36,5 +62,8 @@ end
 for f in pairs(listed) do problems[#problems + 1] = "C source " .. f .. " is listed but does not exist" end
 table.sort(problems)
 for _, p in ipairs(problems) do io.stderr:write("rockspec: ", p, "\n") end
-if #problems > 0 then os.exit(1) end
+if #problems > 0 then
+  io.stderr:write("rockspec: (Lua modules: lua5.4 tools/rockspec_check.lua ", path, " --write)\n")
+  os.exit(1)
+end
 print("rockspec: every module and C source listed")
