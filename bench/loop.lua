@@ -371,6 +371,9 @@ local function web()
 end
 
 H.main(function()
+  if os.execute(H.PYTHON .. " -c 'import bottle, requests_oauthlib' 2>/dev/null") ~= true then
+    error("python3-bottle and python3-requests-oauthlib are needed (make deps)")
+  end
   H.pin_self()
   if parts.scripts then scripts() end
   if parts.memory then memory() end
