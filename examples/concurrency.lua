@@ -25,7 +25,12 @@ end
 
 local config = os.getenv("SMUGOAUTH_CONFIG")
 if config == "" then config = nil end
-local use_sandbox = arg[1] == "--sandbox" or (not config and not io.open("config.json"))
+local function exists(path)
+  local f = io.open(path)
+  if f then f:close() end
+  return f ~= nil
+end
+local use_sandbox = arg[1] == "--sandbox" or (not config and not exists("config.json"))
 local api, sandbox
 
 if use_sandbox then
