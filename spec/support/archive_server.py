@@ -144,6 +144,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return bool(valid)
 
     def record(self, **entry):
+        entry = {k: v for k, v in entry.items() if v is not None}
         with LOCK:
             STATS["requests"].append(entry)
         return entry
