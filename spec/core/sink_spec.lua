@@ -349,15 +349,18 @@ describe("core http client: response sinks", function()
       closed:close()
       local url = a:url("f.bin", "files")
       for _, case in ipairs {
-        { { url = url, out = dir .. "/x", on_data = print }, "options 'out', 'out_file' and 'on_data' to 'request' exclude each other" },
+        { { url = url, out = dir .. "/x", on_data = print },
+          "options 'out', 'out_file' and 'on_data' to 'request' exclude each other" },
         { { url = url, out_file = f, on_data = print }, "exclude each other" },
         { { url = url, out_offset = 3 }, "option 'out_offset' to 'request' needs 'out'" },
-        { { url = url, out = dir .. "/x", out_offset = -1 }, "bad option 'out_offset' to 'request' (an integer, 0 or more, expected)" },
+        { { url = url, out = dir .. "/x", out_offset = -1 },
+          "bad option 'out_offset' to 'request' (an integer, 0 or more, expected)" },
         { { url = url, out = dir .. "/x", out_offset = 1.5 }, "an integer, 0 or more, expected" },
         { { url = url, digest = "md5" }, "option 'digest' to 'request' needs 'out', 'out_file' or 'on_data'" },
         { { url = url, out = dir .. "/x", digest = "sha1" }, "bad option 'digest' to 'request' (\"md5\" expected)" },
         { { url = url, on_data = print, sync = true }, "option 'sync' to 'request' needs 'out' or 'out_file'" },
-        { { url = url, out_file = io.stdout.close }, "bad option 'out_file' to 'request' (userdata expected, got function)" },
+        { { url = url, out_file = io.stdout.close },
+          "bad option 'out_file' to 'request' (userdata expected, got function)" },
         { { url = url, out_file = c }, "bad option 'out_file' to 'request' (a file handle expected)" },
         { { url = url, out_file = closed }, "bad option 'out_file' to 'request' (the file is closed)" },
         { { url = url, out = dir .. "/x\0y" }, "bad option 'out' to 'request' (contains NUL)" },
@@ -411,11 +414,13 @@ describe("core http client: response sinks", function()
       assert.equal("io", code)
       assert.matches("missing.part: cannot open to fsync: No such file or directory", msg, 1, true)
       ok, msg, code = core.commit(dir .. "/missing.part", dir .. "/m", true)
+      assert.is_nil(ok)
       assert.equal("io", code)
       assert.matches("cannot rename " .. dir .. "/missing.part to " .. dir .. "/m: No such file", msg, 1, true)
       write_file(dir .. "/p.part", "x")
       ok, msg = core.commit(dir .. "/p.part", dir .. "/no/such/dir/p", true)
       assert.is_nil(ok)
+      assert.equal("x", slurp(dir .. "/p.part"))
       assert.matches("cannot rename", msg, 1, true)
       assert.has_error(function() core.commit(dir .. "/a\0b", "x") end)
     end)

@@ -81,6 +81,7 @@ describe("api:download", function()
       local r = assert(api:download("/api/v2/image/f.bin-0", dir .. "/a"))
       assert.equal(data_md5, r.md5)
       r = assert(api:download(a:url("f.bin"), dir .. "/b", { md5 = data_md5:upper(), size = SIZE }))
+      assert.equal(data_md5, r.md5)
       assert.equal(data, slurp(dir .. "/b"))
       -- a URL and nothing to check it against: still saved, its MD5 reported
       r = assert(api:download(a:url("f.bin"), dir .. "/c"))
@@ -250,6 +251,7 @@ describe("api:download", function()
       a:reset()
       write_file(p .. ".part", data .. "more")
       r = assert(api:download(a:url("f.bin"), p, { md5 = data_md5, retry = false }))
+      assert.equal(2, r.attempts)
       assert.equal(data, slurp(p))
       reqs = a:file_requests()
       assert.equal(416, reqs[1].status)
@@ -309,6 +311,7 @@ describe("api:download", function()
       assert.is_true(a:file_requests()[1].signed)
       -- and the archive's own origin is no longer one
       r, err = api2:download(a:url("f.bin"), dir .. "/o2")
+      assert.is_nil(r)
       assert.equal("config", err.code)
       api2:close()
     end)
@@ -478,7 +481,9 @@ describe("api:download", function()
         local out = {}
         local tasks = {}
         for i = 1, 4 do
-          tasks[i] = loop.spawn(function() out[i] = assert(api:download(image("s" .. i .. ".bin"), dir .. "/s" .. i)) end)
+          tasks[i] = loop.spawn(function()
+            out[i] = assert(api:download(image("s" .. i .. ".bin"), dir .. "/s" .. i))
+          end)
         end
         for i = 1, 4 do assert(tasks[i]:join()) end
         return out
