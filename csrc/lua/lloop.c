@@ -14,7 +14,8 @@
  *   r:start(http, req)           -> id | nil, message, code
  *       runs the request table req (as http:request takes it) with the
  *       settings of the smugoauth.Http client http, on the reactor's one
- *       multi handle (its connections are shared by every transfer)
+ *       multi handle (its connections are shared by every transfer); not
+ *       from a callback inside r:wait
  *   r:cancel(id)                 -> true (it was running) | false
  *   r:wait(timeout, fds, evs, ids, results) -> nfds, ndone | nil, message, code
  *       waits up to timeout seconds (nil or negative: until something
@@ -246,6 +247,8 @@ static int reactor_start(lua_State *L) {
   so_req q;
   const char *code;
   CURLMcode mc;
+  /* a transfer started from a callback would miss the wait's Lua state */
+  if (r->in_wait) return luaL_error(L, "reactor:start: not from inside reactor:wait");
   so_http_check(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);

@@ -382,6 +382,26 @@ describe("core http client: response sinks", function()
     end)
   end)
 
+  describe("reactor", function()
+    it("refuses to start a transfer from a callback inside its wait (it would miss its Lua state)", function()
+      local r = assert(core.reactor())
+      local ok, err
+      assert(r:start(c, { url = a:url("f.bin", "files"), on_data = function()
+        if ok == nil then ok, err = pcall(r.start, r, c, { url = a:url("f.bin", "files"), on_data = print }) end
+      end }))
+      local ids, res, deadline = {}, {}, now() + 30
+      repeat
+        local _, nd = assert(r:wait(0.5, nil, nil, ids, res))
+        assert(now() < deadline)
+      until nd > 0
+      assert.equal(200, res[1].status)
+      assert.is_false(ok)
+      assert.matches("reactor:start: not from inside reactor:wait", err, 1, true)
+      assert.equal(0, r:active())
+      r:close()
+    end)
+  end)
+
   describe("many", function()
     it("streams each 2xx body to its own out", function()
       local res = c:many({ { url = a:url("f.bin", "files"), out = dir .. "/m1", digest = "md5" },
