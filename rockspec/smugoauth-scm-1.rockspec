@@ -34,8 +34,8 @@ build = {
       sources = {
         -- csrc/lib: plain C units (no Lua); csrc/lua: the Lua bindings
         "csrc/lib/buf.c", "csrc/lib/cookie.c", "csrc/lib/encode.c", "csrc/lib/nonce.c",
-        "csrc/lib/oauth.c", "csrc/lib/privfile.c", "csrc/lib/sigmethod.c", "csrc/lib/sslerr.c",
-        "csrc/lib/url.c",
+        "csrc/lib/oauth.c", "csrc/lib/privfile.c", "csrc/lib/sigmethod.c", "csrc/lib/sink.c",
+        "csrc/lib/sslerr.c", "csrc/lib/url.c",
         "csrc/lua/auxiliar.c", "csrc/lua/core.c", "csrc/lua/http.c", "csrc/lua/http_multi.c",
         "csrc/lua/http_xfer.c", "csrc/lua/lcookie.c", "csrc/lua/lcrypto.c", "csrc/lua/lfile.c", "csrc/lua/lloop.c",
         "csrc/lua/lpoll.c", "csrc/lua/lsign.c", "csrc/lua/lsigner.c",
@@ -64,6 +64,7 @@ build = {
     ["smugoauth.client"] = "lua/smugoauth/client.lua",
     ["smugoauth.config"] = "lua/smugoauth/config.lua",
     ["smugoauth.credentials"] = "lua/smugoauth/credentials.lua",
+    ["smugoauth.download"] = "lua/smugoauth/download.lua",
     ["smugoauth.errors"] = "lua/smugoauth/errors.lua",
     ["smugoauth.http.chunked"] = "lua/smugoauth/http/chunked.lua",
     ["smugoauth.http.codec"] = "lua/smugoauth/http/codec.lua",

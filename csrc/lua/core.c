@@ -26,7 +26,7 @@ static const luaL_Reg mod[] = {
   {"poll", so_open_poll},               /* poller, monotime */
   {"loop", so_open_loop},               /* reactor: epoll + libcurl's multi socket API */
   {"cookie", so_open_cookie},           /* cookie_seal, cookie_open, cookie_key_file */
-  {"file", so_open_file},               /* read_private, write_private, ... */
+  {"file", so_open_file},               /* read_private, write_private, commit, ... */
   {NULL, NULL}
 };
 

@@ -1,6 +1,7 @@
 /* lfile.c -- files that hold secrets, for Lua: core.read_private and
  * core.write_private over the private-file unit (privfile.c: every check on
- * the open descriptor, atomic 0600 replacement), and small file helpers.
+ * the open descriptor, atomic 0600 replacement), the end of a download
+ * (core.commit, core.set_mtime over sink.c) and small file helpers.
  *
  * Paths are C strings: one with an embedded NUL raises (it would otherwise
  * name another, shorter path). */
@@ -14,6 +15,7 @@
 #include "auxiliar.h"
 #include "lfile.h"
 #include "privfile.h"
+#include "sink.h"
 
 #define READ_DEFAULT ((lua_Integer)64 * 1024)    /* read_private's default cap */
 #define READ_LIMIT ((lua_Integer)16 * 1024 * 1024)
@@ -114,6 +116,48 @@ static int l_mkdir_private(lua_State *L) {
   return 1;
 }
 
+/* file_size(path) -> size | nil, message, code: "missing" (no such file or
+ * directory), "io" (anything else, or not a regular file). A symlink is not
+ * followed: it is not a regular file. */
+static int l_file_size(lua_State *L) {
+  const char *path = so_check_path(L, 1);
+  struct stat st;
+  if (lstat(path, &st) != 0) {
+    int e = errno;
+    return so_fail(L, e == ENOENT || e == ENOTDIR ? "missing" : "io", "%s: cannot stat: %s", path,
+                   strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) return so_fail(L, "io", "%s: not a regular file", path);
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  return 1;
+}
+
+/* commit(part, final [, synced]) -> true | nil, message, "io": a finished
+ * download under its final name, durably: part fsync'd (unless synced is
+ * true: it was already), renamed to final, final's directory fsync'd. The
+ * message names the step that failed. */
+static int l_commit(lua_State *L) {
+  const char *part = so_check_path(L, 1), *final = so_check_path(L, 2);
+  char msg[SO_SINK_MSG_MAX + 4096];
+  if (so_file_commit(part, final, lua_toboolean(L, 3), msg, sizeof msg) != 0)
+    return so_fail(L, "io", "%s", msg);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* set_mtime(path, seconds) -> true | nil, message, "io": the modification
+ * time (seconds since the epoch, fractions kept; a symlink itself is not
+ * followed); the access time is left alone. */
+static int l_set_mtime(lua_State *L) {
+  const char *path = so_check_path(L, 1);
+  lua_Number t = luaL_checknumber(L, 2);
+  char msg[SO_SINK_MSG_MAX + 4096];
+  luaL_argcheck(L, t >= -1e15 && t <= 1e15, 2, "seconds out of range");   /* NaN too */
+  if (so_file_set_mtime(path, (double)t, msg, sizeof msg) != 0) return so_fail(L, "io", "%s", msg);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* getuid() -> the real user id */
 static int l_getuid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)getuid());
@@ -131,6 +175,9 @@ static const luaL_Reg file_funcs[] = {
   {"read_private", l_read_private},
   {"write_private", l_write_private},
   {"file_mode", l_file_mode},
+  {"file_size", l_file_size},
+  {"commit", l_commit},
+  {"set_mtime", l_set_mtime},
   {"getuid", l_getuid},
   {"mkdir_private", l_mkdir_private},
   {"isatty", l_isatty},

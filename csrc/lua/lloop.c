@@ -14,7 +14,8 @@
  *   r:start(http, req)           -> id | nil, message, code
  *       runs the request table req (as http:request takes it) with the
  *       settings of the smugoauth.Http client http, on the reactor's one
- *       multi handle (its connections are shared by every transfer)
+ *       multi handle (its connections are shared by every transfer); not
+ *       from a callback inside r:wait
  *   r:cancel(id)                 -> true (it was running) | false
  *   r:wait(timeout, fds, evs, ids, results) -> nfds, ndone | nil, message, code
  *       waits up to timeout seconds (nil or negative: until something
@@ -22,15 +23,15 @@
  *       fds/evs with the ready Lua descriptors ("r", "w" or "rw"; errors and
  *       hang-ups count as both) and ids/results with the finished transfers
  *       (a result table as http:request gives, or { error =, code = }, or
- *       { raised = error } when its on_progress raised)
+ *       { raised = error } when its on_progress or on_data raised)
  *   r:timeout()                  -> seconds until libcurl's timer, or nil
  *   r:pollfd()                   -> the epoll descriptor (readable when
  *                                   something is ready: for outer loops)
  *   r:active()                   -> transfers running
  *   r:close()                    (also __gc and __close; idempotent)
  *
- * No Lua error crosses libcurl: on_progress runs under lua_pcall (see
- * http_xfer.c), and nothing else calls Lua from libcurl's callbacks. */
+ * No Lua error crosses libcurl: on_progress and on_data run under lua_pcall
+ * (see http_xfer.c), and nothing else calls Lua from libcurl's callbacks. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -59,7 +60,7 @@ typedef struct reactor {
   lua_Integer *freelist;        /* ids free for reuse */
   size_t nslot, nfree, active;
   int maxev, in_wait;
-  lua_State *L;                 /* while waiting: for on_progress */
+  lua_State *L;                 /* while waiting: for on_progress, on_data */
   struct epoll_event ev[1];     /* really maxev entries */
 } reactor;
 
@@ -246,6 +247,8 @@ static int reactor_start(lua_State *L) {
   so_req q;
   const char *code;
   CURLMcode mc;
+  /* a transfer started from a callback would miss the wait's Lua state */
+  if (r->in_wait) return luaL_error(L, "reactor:start: not from inside reactor:wait");
   so_http_check(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
@@ -278,6 +281,7 @@ static int reactor_start(lua_State *L) {
   }
   x->attached = 1;
   x->progress = q.progress ? -1 : 0;             /* -1: [id].req.on_progress, ptab set in wait */
+  x->data = q.on_data ? -1 : 0;                  /* -1: [id].req.on_data, likewise */
   x->cb_failed = 0;
   r->active++;
   lua_getiuservalue(L, 1, UV_PENDING);           /* pending[id] = { req, http } */
@@ -371,13 +375,13 @@ static void trim(lua_State *L, int idx, lua_Integer n) {
   lua_pop(L, 1);
 }
 
-/* Point every running transfer with an on_progress at the pending table at
- * idx of L (0: detach them after the wait). */
+/* Point every running transfer with a Lua callback (on_progress, on_data)
+ * at the pending table at idx of L (0: detach them after the wait). */
 static void progress_state(reactor *r, lua_State *L, int idx) {
   size_t i;
   for (i = 0; i < r->nslot; i++) {
     so_xfer *x = r->slot[i];
-    if (x != NULL && x->attached && x->progress < 0) {
+    if (x != NULL && x->attached && (x->progress < 0 || x->data < 0)) {
       x->L = idx ? L : NULL;
       x->ptab = idx;
     }
@@ -397,7 +401,7 @@ static int reactor_wait(lua_State *L) {
   out_table(L, 5);
   out_table(L, 6);
   lua_getiuservalue(L, 1, UV_PENDING);           /* 7 */
-  luaL_checkstack(L, 12, NULL);                  /* on_progress calls need room */
+  luaL_checkstack(L, 12, NULL);                  /* callbacks (on_progress, on_data) need room */
   now = now_ms();
   if (t >= 0) deadline = now + (t >= (lua_Number)INT_MAX / 1000 ? INT_MAX
                                 : (long long)(t * 1000 + 0.999));

@@ -19,13 +19,32 @@ local current = loop.current
 -- and `http:many`), in the order prepare builds them (headers after body:
 -- the body decides the Content-Type).
 local C_FIELDS = { "method", "url", "body", "headers", "body_file", "on_progress", "timeout",
-                   "fresh", "max_body" }
+                   "fresh", "max_body", "out", "out_offset", "out_file", "on_data", "digest", "sync" }
 
 -- v is a positive integer (or raise at level, naming the option).
 local function positive_integer(fname, name, v, level)
   if not math.tointeger(v) or v < 1 then
     error(("%s: %s must be a positive integer (bytes)"):format(fname, name), level + 1)
   end
+end
+
+-- v is an integer, 0 or more (or raise at level, naming the option).
+local function count(fname, name, v, level)
+  if not math.tointeger(v) or v < 0 then
+    error(("%s: %s must be an integer, 0 or more (bytes)"):format(fname, name), level + 1)
+  end
+end
+
+-- v is an open io file handle (or raise at level, naming the option).
+local function file_handle(fname, name, v, level)
+  if io.type(v) ~= "file" then
+    error(("%s: %s must be an open io file handle"):format(fname, name), level + 1)
+  end
+end
+
+-- v is "md5" (or raise at level).
+local function digest_name(fname, name, v, level)
+  if v ~= "md5" then error(("%s: %s must be \"md5\""):format(fname, name), level + 1) end
 end
 
 --- The request options of `api:request(o)` (and of get_many's items),
@@ -60,7 +79,8 @@ local OPTIONS = {
   { "headers", "table", to = "headers", signed = false,
     doc = "a map of header names to strings; Accept: application/json unless given" },
   { "on_progress", "function", to = "on_progress", signed = false,
-    doc = "function(sent, total) while the body goes out (not in get_many)" },
+    doc = "function(sent, total) while the body goes out (not in get_many); with out, out_file " ..
+          "or on_data: function(received, total) of the response body (total 0: not said)" },
   { "timeout", "number", to = "timeout", signed = false,
     doc = "seconds for the whole request, instead of the client's timeout" },
   { "max_body", "number", to = "max_body", signed = false, check = positive_integer,
@@ -70,6 +90,22 @@ local OPTIONS = {
           "(default: by the retry policy, see smugoauth.retry)" },
   { "retry", "table boolean", to = false, signed = false,
     doc = "a retry policy (smugoauth.retry) or false, instead of the client's" },
+  { "out", "string", to = "out", signed = false,
+    doc = "a path: a 2xx body is streamed there, any size in constant memory (res.body is " ..
+          "empty; res.written, res.size); other statuses' bodies stay in res.body. " ..
+          "Without timeout, the client's timeout bounds a stall, not the whole transfer" },
+  { "out_offset", "number", to = "out_offset", signed = false, check = count,
+    doc = "with out and a Range header: a 206 that continues there keeps that many bytes " ..
+          "of the file; any other 2xx starts it over" },
+  { "out_file", "userdata", to = "out_file", signed = false, check = file_handle,
+    doc = "an io file handle a 2xx body is written to (flushed first; not used meanwhile)" },
+  { "on_data", "function", to = "on_data", signed = false,
+    doc = "function(chunk) for each piece of a 2xx body; it must not yield, and what it " ..
+          "raises is raised by the request" },
+  { "digest", "string", to = "digest", signed = false, check = digest_name,
+    doc = '"md5": res.md5 is the raw MD5 of what out (the whole file), out_file or on_data got' },
+  { "sync", "boolean", to = "sync", signed = false,
+    doc = "fsync out or out_file before the request returns" },
 }
 local TYPES = util.option_types(OPTIONS)
 
@@ -240,12 +276,16 @@ end
 
 -- ---------------------------------------------------------------- retry
 
--- One try of a prepared request: sign, send, classify.
+--- One try of a prepared request: sign, send, classify. Returns a response
+-- or an error object; a transport failure after a response sink got part of
+-- a body carries `written` (those bytes, in order).
 local function try(session, p)
   local creq, base_string, tr = sign(session, p)
   if not creq then return base_string end               -- the signing error
-  local raw, msg, code = send(session, creq)
-  return classify(p, raw, msg, code, base_string, tr)
+  local raw, msg, code, written = send(session, creq)
+  local r = classify(p, raw, msg, code, base_string, tr)
+  if written and errors.is(r) then r.written = written end
+  return r
 end
 
 --- Run a prepared request until it succeeds or its policy gives up:
@@ -261,6 +301,8 @@ local function execute(session, p)
     r.attempts = attempt
     local policy = p.policy
     if not policy:again(p.method, r, attempt) then return r end
+    -- bytes out_file or on_data got cannot be taken back: no second copy
+    if (r.written or 0) > 0 and (p.creq.out_file or p.creq.on_data) then return r end
     local d = policy:delay(r, attempt)
     if not policy:within(t0, d) then return r end
     session.trace:note(("retrying in %.2f s (attempt %d)"):format(d, attempt + 1))
@@ -281,6 +323,7 @@ return {
   prepare = prepare,
   sign = sign,
   send = send,
+  try = try,
   classify = classify,
   execute = execute,
   OPTIONS = OPTIONS,

@@ -1,12 +1,13 @@
 --- Session: signed API requests for one access token, made by
 -- `client:session(token, token_secret)`. The request methods are here; the
 -- pipeline they share is smugoauth.request, and the bodies of pages/each,
--- upload and get_many live in smugoauth.pages, smugoauth.upload and
--- smugoauth.many.
+-- upload, download and get_many live in smugoauth.pages, smugoauth.upload,
+-- smugoauth.download and smugoauth.many.
 -- @module smugoauth.session
 local request = require "smugoauth.request"
 local pages = require "smugoauth.pages"
 local upload = require "smugoauth.upload"
+local download = require "smugoauth.download"
 local many = require "smugoauth.many"
 
 local methods = {}
@@ -39,7 +40,8 @@ end
 --- Make a signed request: `api:request(o)`, with the options that
 -- smugoauth.request declares (OPTIONS: method, path, origin, url, query,
 -- form, json, body, body_file, content_type, headers, on_progress, timeout,
--- max_body, fresh, retry; each with its type, default and whether it is
+-- max_body, fresh, retry, and the response sinks out, out_offset, out_file,
+-- on_data, digest, sync; each with its type, default and whether it is
 -- signed). Failures are retried by the policy of smugoauth.retry.
 -- Returns a response {status, headers, body, json()} or nil, err.
 -- @function request
@@ -76,6 +78,9 @@ methods.pages = pages.pages
 methods.each = pages.each
 --- Upload a photo or video: `api:upload(opts)` (smugoauth.upload).
 methods.upload = upload.upload
+--- Download a photo's original or a video, streamed, resumed, verified:
+-- `api:download(image_or_uri, path [, opts])` (smugoauth.download).
+methods.download = download.download
 --- Concurrent requests: `api:get_many(list [, opts])` (smugoauth.many).
 methods.get_many = many.get_many
 

@@ -89,6 +89,24 @@ local function url_host(url)
   return host:lower()
 end
 
+local DEFAULT_PORT = { http = "80", https = "443" }
+
+--- The origin of an absolute http(s) URL, as `scheme://host[:port]` with
+-- the scheme and host in lower case and a default port left out (so that
+-- two spellings of one origin compare equal); nil for anything else (no
+-- host, a userinfo part, another scheme).
+local function origin_of(url)
+  local scheme, authority = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil end
+  scheme = scheme:lower()
+  if not DEFAULT_PORT[scheme] or authority:find("@", 1, true) then return nil end
+  local host, port = authority:match("^(%[[^%]]*%]):?(%d*)$")
+  if not host then host, port = authority:match("^([^:%[%]]*):?(%d*)$") end
+  if not host or host == "" then return nil end
+  if port == DEFAULT_PORT[scheme] then port = "" end
+  return scheme .. "://" .. host:lower() .. (port ~= "" and ":" .. port or "")
+end
+
 -- A dotted-quad octet without leading zeros (which some parsers read as octal).
 local function octet(s)
   return (s == "0" or s:match("^[1-9]%d?%d?$")) and tonumber(s) <= 255
@@ -321,6 +339,7 @@ return {
   encode_pairs = encode_pairs,
   header_map = header_map,
   url_host = url_host,
+  origin_of = origin_of,
   is_loopback = is_loopback,
   check_clear = check_clear,
   check_plaintext = check_plaintext,

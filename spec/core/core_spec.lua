@@ -1,6 +1,8 @@
 --- The C core's contract (smugoauth.core): misuse raises; every runtime
--- failure is `nil, message, code` (code a stable string); the module is the
--- union of its openers, and nothing else.
+-- failure is `nil, message, code` (code a stable string; only a transfer
+-- that failed after its response sink got bytes adds a fourth value, how
+-- many: spec/core/sink_spec.lua); the module is the union of its openers,
+-- and nothing else.
 local core = require "smugoauth.core"
 local files = require "support.files"
 
@@ -19,10 +21,11 @@ describe("smugoauth.core", function()
     for k in pairs(core) do names[#names + 1] = k end
     table.sort(names)
     assert.are.same({
-      "b64decode", "b64encode", "base_string", "cookie_key_file", "cookie_max_payload", "cookie_open",
-      "cookie_seal", "digest", "digest_file", "equal", "file_mode", "getuid", "hmac", "http_new", "isatty",
-      "mkdir_private", "monotime", "nonce", "parse_form", "percent_decode", "percent_encode", "poller",
-      "random_bytes", "reactor", "read_private", "sign", "signer", "version", "write_private",
+      "b64decode", "b64encode", "base_string", "commit", "cookie_key_file", "cookie_max_payload",
+      "cookie_open", "cookie_seal", "digest", "digest_file", "equal", "file_mode", "file_size", "getuid",
+      "hmac", "http_new", "isatty", "mkdir_private", "monotime", "nonce", "parse_form", "percent_decode",
+      "percent_encode", "poller", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer",
+      "version", "write_private",
     }, names)
   end)
 
@@ -102,7 +105,15 @@ describe("runtime failures are nil, message, code", function()
     local h = core.http_new { timeout = 5 }
     local msg = failure("io", h:request { url = "http://127.0.0.1:9/", body_file = "/nonexistent/file" })
     assert.matches("^request: GET http://127.0.0.1:9/: cannot read body_file", msg)
+    msg = failure("io", h:request { url = "http://127.0.0.1:9/", out = "/nonexistent/dir/file" })
+    assert.matches("^request: GET http://127.0.0.1:9/: /nonexistent/dir/file: cannot open", msg)
     h:close()
+  end)
+
+  it("commit, set_mtime, file_size: nil, message, code", function()
+    failure("io", core.commit("/nonexistent/a.part", "/nonexistent/a"))
+    failure("io", core.set_mtime("/nonexistent/a", 0))
+    failure("missing", core.file_size("/nonexistent/a"))
   end)
 
   it("misuse still raises", function()

@@ -5,7 +5,7 @@ local smugoauth = require "smugoauth"
 local files = require "support.files"
 
 -- The library: the front and lua/smugoauth/<name>.lua for each name.
-local LIBRARY = { "client", "session", "request", "retry", "response", "pages", "upload", "many",
+local LIBRARY = { "client", "session", "request", "retry", "response", "pages", "upload", "download", "many",
                   "config", "credentials", "errors", "json", "trace", "util",
                   "loop", "loop.scheduler", "loop.waits", "loop.task", "loop.limit", "loop.timers" }
 

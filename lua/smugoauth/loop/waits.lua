@@ -58,8 +58,9 @@ end
 
 --- Run a request table on the loop's reactor from inside a task, yielding
 -- until it is done: `loop:transfer(http, creq)` -> the raw result (as
--- http:request gives) | nil, message, code. An on_progress of the request
--- that raises raises here, in the task.
+-- http:request gives) | nil, message, code [, written] (written: the bytes
+-- a response sink got before the failure, as http:request says). An
+-- on_progress or on_data of the request that raises raises here, in the task.
 function methods:transfer(http, creq)
   local t = own_task(self, "transfer")
   if t.cancelled then return nil, "the request was cancelled", "cancelled" end
@@ -72,7 +73,7 @@ function methods:transfer(http, creq)
   t.xid = nil
   if r == CANCELLED then return nil, "the request was cancelled", "cancelled" end
   if r.raised ~= nil then error(r.raised, 0) end
-  if r.error then return nil, r.error, r.code end
+  if r.error then return nil, r.error, r.code, r.written end
   return r
 end
 
