@@ -135,7 +135,8 @@ bench: deps all $(BUILD)/bench/hmac_floor $(BUILD)/bench/fastserver
 demo: deps all
 	@$(LUA) examples/demo.lua
 
-# The console flow against the provider named by the config (SMUGOAUTH_CONFIG or ./config.json).
+# The console flow against the provider named by the config (SMUGOAUTH_CONFIG, ./config.json, or
+# $XDG_CONFIG_HOME/smugoauth/config.json: see smugoauth.config).
 console: all
 	@$(LUA) examples/console.lua
 

@@ -244,6 +244,8 @@ Options:
       local cmds = {}
       for _, cmd in ipairs(describe_cli.commands) do cmds[cmd.name] = true end
       assert.same(cmds, offers("smugoauth "))
+      assert.same({ whoami = true }, offers("smugoauth --debug wh"))
+      assert.same({ ["--compact"] = true, ["--config"] = true }, offers("smugoauth --co"))
       for _, cmd in ipairs(describe_cli.commands) do
         assert.same(all_options(describe_cli, cmd), offers("smugoauth " .. cmd.name .. " -"))
       end

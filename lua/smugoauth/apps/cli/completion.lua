@@ -375,10 +375,11 @@ local function command(describe)
 usage: smugoauth completion bash|zsh
 
 Print the completion script for bash or zsh, generated from smugoauth's own
-commands and options. `make install` installs both. To install them yourself:
-
-  bash   smugoauth completion bash > ~/.local/share/bash-completion/completions/smugoauth
-  zsh    smugoauth completion zsh > ~/.zfunc/_smugoauth    (a folder of $fpath)
+commands and options. `make install` installs both. To install one yourself:
+for bash (with the bash-completion package), save the output of `smugoauth
+completion bash` as ~/.local/share/bash-completion/completions/smugoauth; for
+zsh, save that of `smugoauth completion zsh` as _smugoauth in a folder of
+$fpath (e.g. ~/.zfunc, added to fpath before compinit runs).
 ]],
     run = function(ctx, _, pos)
       local gen = GENERATORS[pos[1]]

@@ -31,8 +31,8 @@ secret) and optionally "oauth_origin", "api_origin", "upload_origin" and
   ./config.json        a config.json in the current directory
   $XDG_CONFIG_HOME/smugoauth/config.json
                        else this one (~/.config/smugoauth/config.json when
-                       XDG_CONFIG_HOME is not set), where `smugoauth login --key`
-                       stores the config
+                       XDG_CONFIG_HOME is not set), where
+                       `smugoauth login --key` stores the config
 
 The stored credentials (the access token, mode 0600) are used only with the
 API key and the origins they were issued for, whichever config file asks: a

@@ -64,16 +64,17 @@ local GLOBAL = {
 
 local GLOBAL_HELP = [[
 Global options (before or after the command):
-  --config PATH        config file (default: $SMUGOAUTH_CONFIG, else ./config.json
-                       when there is one, else $XDG_CONFIG_HOME/smugoauth/config.json
-                       or ~/.config/smugoauth/config.json; `smugoauth config` says
-                       which is used)
+  --config PATH        config file (default, as `smugoauth config --help` says:
+                       $SMUGOAUTH_CONFIG, else ./config.json if there is one,
+                       else $XDG_CONFIG_HOME/smugoauth/config.json, by default
+                       ~/.config/smugoauth/config.json)
   --credentials PATH   credentials file (default: $SMUGOAUTH_CREDENTIALS, else
                        $XDG_CONFIG_HOME/smugoauth/credentials.json or
                        ~/.config/smugoauth/credentials.json)
   --debug              trace requests and responses on stderr, secrets redacted
                        (also SMUGOAUTH_DEBUG=1)
-  --pretty, --compact  JSON output style (default: pretty on a terminal, compact otherwise)
+  --pretty, --compact  JSON output style (default: pretty on a terminal, compact
+                       otherwise)
   -h, --help           this help
   --version            print the version
 ]]
@@ -117,7 +118,7 @@ usage: smugoauth help [COMMAND]
 Show the help of smugoauth or of one of its commands.
 
 Options:
-  --man    print the man page, smugoauth(1), generated from the commands and their
+  --man    print the man page, smugoauth(1), made from the commands and their
            help (roff: read it with man -l, or install it as smugoauth.1)
 ]],
   run = function(ctx, opts, pos)

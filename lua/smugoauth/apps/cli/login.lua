@@ -186,7 +186,7 @@ local login = {
   help = [[
 usage: smugoauth login [--access A] [--permissions P]
        smugoauth login --web [--port N] [--timeout S] [--no-browser] [--access A] [--permissions P]
-       smugoauth login --key K [--secret S] [--force] [--web ...] [--access A] [--permissions P]
+       smugoauth login --key K [--secret S] [--force] [other options]
 
 Log in to SmugMug and store the access token in the credentials file (mode 0600,
 written atomically). The token secret is never printed.
@@ -218,7 +218,7 @@ Options:
   --no-browser       with --web, only print the start URL
   --access A         Public or Full (default Full)
   --permissions P    Read, Add or Modify (default Modify)
-  --key K            store this API key (and its secret) as the config, then log in
+  --key K            store this API key (and secret) as the config, then log in
   --secret S         the API secret for --key (default: read from stdin)
   --force            with --key, replace a config that holds another API key
 ]],
