@@ -11,15 +11,22 @@ local response = require "smugoauth.response"
 local upload = require "smugoauth.upload"
 local loop = require "smugoauth.loop"
 
---- Create a client from a config file (default: `SMUGOAUTH_CONFIG` or
--- `./config.json`). Returns the client, or nil, err (code "config").
--- Extra options (e.g. debug, timeout) may be given as the second argument.
+--- Create a client from a config file (default: `SMUGOAUTH_CONFIG`, else
+-- `./config.json` when there is one, else `$XDG_CONFIG_HOME/smugoauth/config.json`
+-- or `~/.config/smugoauth/config.json`: see smugoauth.config). Returns the
+-- client, or nil, err (code "config").
+-- Extra options (e.g. debug, timeout) may be given as the second argument;
+-- there `getenv`, an os.getenv replacement, finds the config and its
+-- environment overrides instead of the process environment (embedders, tests).
 local function from_config(path, opts)
-  local conf, err = config.load(path)
+  local getenv = opts and opts.getenv
+  local conf, err = config.load(path, getenv)
   if not conf then return nil, err end
   local o = { key = conf.key, secret = conf.secret }
   for _, k in ipairs(config.OPTIONAL) do o[k] = conf[k] end
-  for k, v in pairs(opts or {}) do o[k] = v end
+  for k, v in pairs(opts or {}) do
+    if k ~= "getenv" then o[k] = v end
+  end
   local c = client.new(o)
   c.config_path = conf.path       -- named when stored credentials do not fit it
   return c

@@ -49,7 +49,10 @@ build = {
     ["smugoauth.apps.callback"] = "lua/smugoauth/apps/callback.lua",
     ["smugoauth.apps.cli"] = "lua/smugoauth/apps/cli/init.lua",
     ["smugoauth.apps.cli.api"] = "lua/smugoauth/apps/cli/api.lua",
+    ["smugoauth.apps.cli.completion"] = "lua/smugoauth/apps/cli/completion.lua",
+    ["smugoauth.apps.cli.config"] = "lua/smugoauth/apps/cli/config.lua",
     ["smugoauth.apps.cli.context"] = "lua/smugoauth/apps/cli/context.lua",
+    ["smugoauth.apps.cli.doc"] = "lua/smugoauth/apps/cli/doc.lua",
     ["smugoauth.apps.cli.login"] = "lua/smugoauth/apps/cli/login.lua",
     ["smugoauth.apps.cli.output"] = "lua/smugoauth/apps/cli/output.lua",
     ["smugoauth.apps.cli.upload"] = "lua/smugoauth/apps/cli/upload.lua",
@@ -96,6 +99,13 @@ build = {
     ["smugoauth.webapp"] = "lua/smugoauth/webapp.lua",
   },
   install = { bin = { smugoauth = "bin/smugoauth" } },
+  -- The man page and the bash and zsh completion scripts (make generated).
+  -- LuaRocks 3 deploys only bin, lua and lib into a tree: install.conf files
+  -- and copy_directories both stay in the rock's own folder
+  -- (TREE/lib/luarocks/rocks-5.4/smugoauth/VERSION/man, .../completions; see
+  -- `luarocks show smugoauth`), never in share/man or share/bash-completion,
+  -- so they are shipped here for the user or the packager to link.
+  copy_directories = { "completions", "man" },
 }
 test = {
   type = "command",
