@@ -236,9 +236,11 @@ local function read_request(c)
   if buf == "" then                      -- idle between requests
     c.deadline = clock(srv) + (c.served > 0 and srv.idle_timeout or srv.request_timeout)
     -- nothing buffered: let epoll say when the next request comes (saves a
-    -- receive() that would find nothing, on every keep-alive request)
-    -- (not with TLS: OpenSSL may hold bytes that epoll cannot see)
-    if not srv.tls and not c.sock:dirty() and not wait(c, "r") then return nil end
+    -- receive() that would find nothing, on every keep-alive request); not
+    -- for the first one (it has mostly come with the connection: a wait,
+    -- and a round of the loop, saved), not with TLS (OpenSSL may hold bytes
+    -- that epoll cannot see)
+    if c.served > 0 and not srv.tls and not c.sock:dirty() and not wait(c, "r") then return nil end
     local data = recv(c)
     if not data then return nil end
     buf = data
@@ -340,13 +342,14 @@ local function serve(c)
 
     local keep = keep_alive(req)
     -- while the handler runs (it may yield), watch the socket: a next
-    -- request's bytes are kept, a client gone cancels the handler's waits
-    local lp, fd = c.lp, c.fd
+    -- request's bytes are kept, a client gone cancels the handler's waits.
+    -- (The watch ends with the connection's next wait on its socket, which
+    -- takes the descriptor over: no unwatch on every request. Until then, in
+    -- a pause between pipelined requests, it keeps doing the same.)
     if c.dropped then return DONE end
-    lp:watch_fd(fd, "r", c.on_read)
+    c.lp:watch_fd(c.fd, "r", srv.on_read)
     local ok, status, hdrs, body = xpcall(srv.handler, traceback, req)
     if c.dropped then return DONE end            -- the server closed meanwhile
-    lp:unwatch_fd(fd)
     clock(srv)                                   -- the handler may have taken long
     local resp, keep2
     if ok then
@@ -384,12 +387,13 @@ local function serve(c)
   end
 end
 
--- The socket is readable while the handler runs (outside any task: the
--- loop's watcher, see serve): keep what comes for the next request (up to
--- CHUNK bytes: past that the watch stops, the rest is read with that
--- request), or, when the client has gone (EOF, reset), cancel the task.
+--- The connection's socket is readable while its handler runs (called by
+-- the server's watcher, outside any task; see serve): keep what comes for
+-- the next request (up to CHUNK bytes: past that the watch stops, the rest
+-- is read with that request), or, when the client has gone (EOF, reset),
+-- cancel the connection's task.
 local function on_read(c)
-  if c.dropped or c.gone then return end
+  if c.gone then return end
   local data, err, partial = c.sock:receive(CHUNK)
   data = data or partial
   if data and data ~= "" then c.buf = c.buf .. data end
@@ -421,13 +425,11 @@ local mt = {__name = "smugoauth.HttpConnection", __index = methods}
 --  - `peer`: `"ip:port"` of the client, as requests show it.
 -- @return the connection
 local function new(srv, sock, fd, peer)
-  local c = setmetatable({
+  return setmetatable({
     srv = srv, lp = srv.loop, sock = sock, fd = fd, peer = peer, buf = "", served = 0,
     deadline = 0, reserved = 0, parser = codec.new_parser(srv), io = false, dropped = false,
-    gone = false, task = nil, on_read = nil,
+    gone = false, task = nil,
   }, mt)
-  c.on_read = function() return on_read(c) end
-  return c
 end
 
 --- Give back the connection's share of the body budget and close its socket
@@ -440,6 +442,7 @@ end
 return {
   new = new,
   serve = serve,
+  on_read = on_read,
   DONE = DONE,
   methods = methods,
   mt = mt,

@@ -38,7 +38,7 @@ local pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error
   pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error, pcall, xpcall
 local traceback = debug.traceback
 local tointeger = math.tointeger
-local serve = connection.serve
+local serve, on_read = connection.serve, connection.on_read
 
 local ACCEPT_BURST = 256     -- connections accepted per readiness event
 
@@ -229,6 +229,11 @@ local function new(opts)
   self.stopped, self.closed = false, false
   setmetatable(self, mt)
   self.on_accept = function() return self:_accept() end
+  local conns = self.conns
+  self.on_read = function(fd)                     -- a connection's socket, while its handler runs
+    local c = conns[fd]
+    if c then return on_read(c) end
+  end
   local ok, aerr = self.loop:watch_fd(self.lfd, "r", self.on_accept)
   if not ok then
     lst:close()
