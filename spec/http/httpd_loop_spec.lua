@@ -275,6 +275,29 @@ describe("httpd on a loop of its own (option loop)", function()
     L:close()
   end)
 
+  it("logs an internal error with its traceback, drops that connection and goes on serving", function()
+    local L = assert(loop.new())
+    local logged = {}
+    local srv = assert(httpd.new { loop = L, log = function(m) logged[#logged + 1] = m end,
+                                   handler = function() return 200, nil, "ok" end })
+    local date = srv._date
+    srv._date = function() error("internal boom") end   -- a bug in the server itself
+    local raw = lc.call(L, 5 * SLOW, function()
+      local s = lc.raw(srv.port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      local got = lc.read_all(L, s, 3 * SLOW)
+      s:close()
+      return got
+    end)
+    assert.equal("", raw)                          -- closed, no answer
+    assert.matches("^internal error: .*internal boom.*stack traceback", logged[1])
+    assert.equal(0, srv:connections())
+    srv._date = date
+    local res = lc.call(L, 5 * SLOW, function() return lc.get(L, url(srv, "/")) end)
+    assert.equal("ok", res.body)
+    srv:close()
+    L:close()
+  end)
+
   it("raises on misuse: a loop that is not one, or closed; run or step from inside a task", function()
     local h = function() return 200 end
     assert.has_error(function() httpd.new { handler = h, loop = {} } end)

@@ -432,6 +432,13 @@ local function new(srv, sock, fd, peer)
   }, mt)
 end
 
+--- The end of the connection's task (a to-be-closed variable of it): the
+-- server forgets the connection (`srv:_ended(c, err)`; err: an error that
+-- ended the task, else nil).
+mt.__close = function(c, err)
+  return c.srv:_ended(c, err)
+end
+
 --- Give back the connection's share of the body budget and close its socket
 -- (the server forgets it first).
 function methods:close()
