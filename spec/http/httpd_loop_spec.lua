@@ -251,6 +251,38 @@ describe("httpd on a loop of its own (option loop)", function()
     assert.equal("stopping a", select(2, t:join()).body)
     a:close()
     b:close()
+    for _ = 1, 50 do                               -- closed: their tasks end (those in the pool too)
+      if L:tasks() == 0 then break end
+      assert(L:step(0.01))
+    end
+    assert.equal(0, L:tasks())
+    L:close()
+  end)
+
+  it("serves new connections with the tasks of ended ones (a pool), which end when unused", function()
+    local L = assert(loop.new())
+    local tasks = {}
+    local srv = assert(httpd.new { loop = L, handler = function(req)
+      local _, t = loop.current()
+      tasks[#tasks + 1] = t
+      return 200, nil, req.path
+    end })
+    srv._pool_idle = 0.3
+    lc.call(L, 10 * SLOW, function()
+      for i = 1, 3 do                              -- one after another, each on its own connection
+        local s = lc.raw(srv.port, "GET /" .. i .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert.matches("\r\n\r\n/" .. i .. "$", lc.read_all(L, s, 3 * SLOW))
+        s:close()
+        while srv:connections() > 0 do smugoauth.sleep(0.01) end
+      end
+    end)
+    assert.equal(3, #tasks)
+    assert.equal(tasks[1], tasks[2])               -- the first connection's task served the others
+    assert.equal(tasks[1], tasks[3])
+    local deadline = now() + 3 * SLOW              -- unused for _pool_idle: it ends
+    while L:tasks() > 0 and now() < deadline do assert(L:step(0.05)) end
+    assert.equal(0, L:tasks())
+    srv:close()
     L:close()
   end)
 

@@ -40,6 +40,8 @@ local tointeger = math.tointeger
 local serve, on_read = connection.serve, connection.on_read
 
 local ACCEPT_BURST = 256     -- connections accepted per readiness event
+local POOL = 32              -- tasks kept for the next connections (see worker)
+local POOL_IDLE = 10         -- seconds a kept task waits for its next connection
 
 local methods = {}
 local mt = {__name = "smugoauth.HttpServer", __index = methods}
@@ -142,7 +144,9 @@ end
 --    204 and 304 responses carry no body. A Lua error in the handler, or an
 --    invalid answer (a header name or value with CR, LF or NUL, ...), becomes a
 --    500 with a generic body, logged without request data. The handler runs
---    inside the connection's task and may yield (a request of the library,
+--    inside the connection's task (a task of the server's loop, which serves
+--    that connection's requests in turn, and later connections once it has
+--    ended) and may yield (a request of the library,
 --    `smugoauth.sleep`): the other connections are served meanwhile. If the
 --    client goes away before the handler returns (EOF or reset), the task
 --    is cancelled (`task:cancel`): the request it waits for returns nil, err
@@ -222,6 +226,8 @@ local function new(opts)
   self.port = tonumber(port)
   self.listener, self.lfd = lst, lst:getfd()
   self.conns, self.nconn = {}, 0
+  self.idle, self.nidle = {}, 0                   -- the pool of workers waiting for a connection
+  self._pool_idle = POOL_IDLE
   self.body_inflight = 0
   self.now = monotime()
   self.date_at, self.date_line = -1, nil
@@ -285,12 +291,67 @@ function methods:_ended(c, err)
   drop(self, c)
 end
 
--- The task of a connection. (Its end is a to-be-closed variable, not a
--- pcall: one C frame less on every connection's stack, which then fits in
--- Lua's first stack size: 1.3 kB less per idle connection.)
-local function conn_task(c)
-  local _ <close> = c
-  serve(c)
+-- After worker w's connection has ended: keep w in the server's pool and
+-- wait for the next connection `_accept` hands it (true), or leave (false)
+-- when none came within POOL_IDLE seconds, the pool is full, the server
+-- closes, or the client went away (`w.gone`: the task was cancelled then).
+local function park(w)
+  local self = w.srv
+  local n = self.nidle
+  if w.gone or self.closed or n >= POOL then return false end
+  n = n + 1
+  self.idle[n], self.nidle = w, n
+  self.loop:sleep(self._pool_idle)               -- until start interrupts it, c set
+  if w.conn then return true end
+  local idle = self.idle                         -- none came (or the server closes)
+  for i = self.nidle, 1, -1 do
+    if idle[i] == w then
+      table.remove(idle, i)
+      self.nidle = self.nidle - 1
+      break
+    end
+  end
+  return false
+end
+
+-- The task of a worker w of the server: serve its connection (w.conn), then
+-- the next ones it is handed while it is in the pool (see park). A task and
+-- its coroutine made for every connection, then thrown away, cost more than
+-- all the rest the loop does for a short connection. (A connection's end is
+-- a to-be-closed variable, not a pcall, and this frame is small: the stack
+-- of a connection waiting for its request then fits in Lua's first stack
+-- size, 1.3 kB less per idle connection.)
+local function worker(w)
+  repeat
+    do                                           -- (the pool holds no connection: see park)
+      local c = w.conn
+      w.conn = nil
+      local _ <close> = c                        -- c's end: _ended
+      serve(c)
+      w.gone = c.gone
+    end
+  until not park(w)
+end
+
+-- Serve connection c: by a worker of the pool, or a new one.
+local function start(self, c)
+  local lp = self.loop
+  local n = self.nidle
+  while n > 0 do
+    local w = self.idle[n]
+    self.idle[n], self.nidle = nil, n - 1
+    w.conn = c
+    if lp:interrupt(w.task) then                 -- it waited in the pool: c is its now
+      c.task = w.task
+      return
+    end
+    w.conn = nil                                 -- (not waiting for one: it ends)
+    n = n - 1
+  end
+  local w = { srv = self, conn = c, task = false, gone = false }
+  local t = lp:spawn(worker, w)
+  t.detached_ok = true                           -- its failure is logged by _ended, not the loop's
+  w.task, c.task = t, t
 end
 
 -- Accept what the listener has queued (the loop calls this when the
@@ -323,9 +384,7 @@ function methods:_accept()
         local c = connection.new(self, s, fd, peer)
         self.conns[fd] = c
         self.nconn = self.nconn + 1
-        local t = lp:spawn(conn_task, c)
-        t.detached_ok = true                     -- its failure is logged by _ended, not the loop's
-        c.task = t
+        start(self, c)
       end
     end
   end
@@ -411,6 +470,13 @@ function methods:close()
     drop(self, c)
     c.task:cancel()
   end
+  local idle = self.idle
+  for i = self.nidle, 1, -1 do                   -- the pool's workers end
+    local w = idle[i]
+    idle[i] = nil
+    w.task:cancel()
+  end
+  self.nidle = 0
 end
 mt.__close = methods.close
 
