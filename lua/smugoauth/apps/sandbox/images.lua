@@ -230,9 +230,9 @@ function M.upload(self, req)
   M.tick(self)
   local key
   repeat key = reply.hex(4) until not self.images[key]      -- as before: 8 random hex digits
-  local img = assert(M.add(self, a, { ImageKey = key, FileName = name, Title = h["x-smug-title"], Caption = h["x-smug-caption"],
-                                      Keywords = h["x-smug-keywords"], Format = format, data = data,
-                                      DateTimeOriginal = false }))
+  local img = assert(M.add(self, a, { ImageKey = key, FileName = name, Title = h["x-smug-title"],
+                                      Caption = h["x-smug-caption"], Keywords = h["x-smug-keywords"],
+                                      Format = format, data = data, DateTimeOriginal = false }))
   a.updated = self.clock
   self.stats.uploads = self.stats.uploads + 1
   self.stats.last_upload = { size = #body, md5 = md5b64, content_type = h["content-type"],

@@ -266,18 +266,29 @@ function methods:change(op, key, fields)
                                       headers = { "Content-Type: application/x-www-form-urlencoded" } }))
 end
 
---- Rename an image (a new FileName). @string key @string name
+--- Rename an image (a new FileName).
+-- @string key
+-- @string name
 function methods:rename(key, name) return self:change("rename", key, { name = name }) end
---- Move an image to the end of another album. @string key @string album
+--- Move an image to the end of another album.
+-- @string key
+-- @string album the album key
 function methods:move(key, album) return self:change("move", key, { album = album }) end
---- Delete an image. @string key
+--- Delete an image.
+-- @string key
 function methods:delete(key) return self:change("delete", key) end
---- Give an image new bytes (a new version: LastUpdated and MD5 change). @string key @int[opt] size
+--- Give an image new bytes (a new version: LastUpdated and MD5 change).
+-- @string key
+-- @int[opt] size new size in bytes (default: the same)
 function methods:replace(key, size) return self:change("change", key, { size = size }) end
---- End a video's processing (its !largestvideo answers). @string key
+--- End a video's processing (its !largestvideo answers).
+-- @string key
 function methods:finish(key) return self:change("finish", key) end
 --- Add an image to an album: opts `size`, `video`, `video_size`,
--- `processing`, `key`. @string album @string name @tab[opt] opts
+-- `processing`, `key`.
+-- @string album the album key
+-- @string name its FileName
+-- @tab[opt] opts
 function methods:add_image(album, name, opts)
   local f = { album = album, name = name }
   for k, v in pairs(opts or {}) do f[k] = v end
