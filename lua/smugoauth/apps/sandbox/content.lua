@@ -3,12 +3,13 @@
 -- video) is served in 64 KiB pieces without ever being in memory or on
 -- disk, and a test knows its bytes and MD5 without a copy.
 --
--- The bytes of (seed, size): piece i (0-based, CHUNK bytes each, the last
--- one cut at size) is the 16 hex digits of i followed by the first CHUNK - 16
--- bytes of the seed's block, 64 KiB of SHA-512 output (`sha512(seed .. "#"
--- .. n)` for n = 0, 1, ...). So every piece differs from every other one and
--- from the same piece of another seed: bytes served from a wrong offset, or
--- of another image, never have the right MD5.
+-- The bytes of (seed, size): piece i (0-based, CHUNK = 64 KiB each, the
+-- last one cut at size) is 16 units of 4 KiB; unit j of it is the 12 hex
+-- digits of i and j (8 and 4) followed by the last 4084 bytes of the seed's
+-- unit, 4 KiB of SHA-512 output (`sha512(seed .. "#" .. n)` for n = 0 .. 63).
+-- So no 4 KiB of the bytes is like another, nor like those of another seed:
+-- bytes served from a wrong offset, or of another image, never have the
+-- right MD5. (A seed costs 64 digests; a piece, 16 short formats.)
 --
 --     local content = require "smugoauth.apps.sandbox.content"
 --     local s = content.bytes("I00001/v1", 1000)     -- the whole thing (small sizes)
@@ -19,25 +20,29 @@ local core = require "smugoauth.core"
 local loop = require "smugoauth.loop"
 
 local CHUNK = 65536
-local STAMP = 16
-local MAX_BLOCKS = 64            -- blocks kept (64 KiB each)
+local UNIT = 4096
+local STAMP = 12
+local MAX_UNITS = 1024            -- seeds whose unit is kept (4 KiB each)
 local MAX_BYTES = 64 * 1024 * 1024   -- what `bytes` makes at once
 
-local blocks, block_order = {}, {}
+local units, unit_order = {}, {}
 local sums, pending = {}, {}
+local format, concat = string.format, table.concat
 
--- The 64 KiB block of a seed (the last MAX_BLOCKS kept).
-local function block(seed)
-  local b = blocks[seed]
-  if b then return b end
+-- The seed's 4 KiB unit without its first STAMP bytes (the last MAX_UNITS kept).
+local function unit(seed)
+  local u = units[seed]
+  if u then return u end
   local parts = {}
-  for n = 0, CHUNK // 64 - 1 do parts[n + 1] = assert(core.digest("sha512", seed .. "#" .. n)) end
-  b = table.concat(parts)
-  blocks[seed] = b
-  block_order[#block_order + 1] = seed
-  if #block_order > MAX_BLOCKS then blocks[table.remove(block_order, 1)] = nil end
-  return b
+  for n = 0, UNIT // 64 - 1 do parts[n + 1] = assert(core.digest("sha512", seed .. "#" .. n)) end
+  u = concat(parts):sub(STAMP + 1)
+  units[seed] = u
+  unit_order[#unit_order + 1] = seed
+  if #unit_order > MAX_UNITS then units[table.remove(unit_order, 1)] = nil end
+  return u
 end
+
+local scratch = {}
 
 --- Piece i (0-based) of the bytes of seed: CHUNK bytes (the caller cuts the
 -- last one).
@@ -45,7 +50,11 @@ end
 -- @int i
 -- @treturn string
 local function piece(seed, i)
-  return ("%016x"):format(i) .. block(seed):sub(1, CHUNK - STAMP)
+  local u = unit(seed)
+  for j = 0, CHUNK // UNIT - 1 do
+    scratch[2 * j + 1], scratch[2 * j + 2] = format("%08x%04x", i, j), u
+  end
+  return concat(scratch, "", 1, 2 * (CHUNK // UNIT))
 end
 
 local function check(seed, size, from)

@@ -106,6 +106,8 @@ local COUNTS = { albums = true, images = true, image_size = true, video_size = t
 --  - `albums` [250 when no fixture is given]: albums K0001... of the fixture "albums".
 --  - `images`, `image_size` [2000, 262144]: the fixture "bench"'s photos and their size.
 --  - `video_size` [2 GiB]: the fixture "video"'s largest rendition, in bytes.
+--  - `warm` [true]: compute the MD5s of the generated images in a task of
+--    the loop right away (else: when first listed).
 --  - `archive_origin` [false]: serve the archive downloads on a second
 --    listener (`sb.archive_port`, `sb.archive_origin`) instead of the
 --    sandbox's own origin; `archive_port` [0] where.
@@ -173,7 +175,33 @@ local function new(opts)
     self.archive_server, self.archive_port = asrv, asrv.port
     self.archive_origin = asrv.scheme .. "://127.0.0.1:" .. asrv.port
   end
+  if opts.warm ~= false then self:_warm(opts.loop) end
   return self
+end
+
+-- Compute the MD5 of every generated image (and video rendition) in a task
+-- of the loop, one after another, yielding (smugoauth.apps.sandbox.content
+-- keeps them): the first listings then need not wait for them. Ends early
+-- when the sandbox is closed. Nothing to do: no task.
+function methods:_warm(lp)
+  local todo = {}
+  for _, a in ipairs(self.album_list) do
+    for _, img in ipairs(a.images) do
+      if not img.data then todo[#todo + 1] = img end
+    end
+  end
+  if #todo == 0 then return end
+  lp = lp or loop.default()
+  lp:spawn(function()
+    for _, img in ipairs(todo) do
+      if self.closed then return end
+      if self.images[img.key] == img then
+        images.sum(self, img)
+        if img.is_video then images.sum(self, img, true) end
+      end
+      loop.sleep(0)
+    end
+  end)
 end
 
 --- Serve until the server is stopped (`sb.server:stop()`).
@@ -182,6 +210,7 @@ function methods:run() return self.server:run() end
 function methods:step(t) return self.server:step(t) end
 --- Close the server (and the archive origin's).
 function methods:close()
+  self.closed = true
   if self.archive_server then self.archive_server:close() end
   return self.server:close()
 end
