@@ -772,6 +772,47 @@ describe("sandbox: fixtures and origins", function()
   end)
 end)
 
+describe("sandbox in process", function()
+  local loop = require "smugoauth.loop"
+  local sandbox = require "smugoauth.apps.sandbox"
+
+  it("computes the generated images' MD5s in a task of its loop, which ends (at once when closed)", function()
+    local L = assert(loop.new())
+    local sb = assert(sandbox.new { fixture = "bench", images = 3, image_size = 1000, loop = L })
+    assert.equal(1, L:tasks())                     -- the warm-up
+    for _ = 1, 200 do
+      if L:tasks() == 0 then break end
+      assert(L:step(0.01))
+    end
+    assert.equal(0, L:tasks())
+    sb:close()
+    -- closed before it is done: it ends at its next image
+    sb = assert(sandbox.new { fixture = "bench", images = 500, image_size = 1000, loop = L })
+    assert.equal(1, L:tasks())
+    assert(L:step(0))
+    sb:close()
+    for _ = 1, 5 do assert(L:step(0)) end
+    assert.equal(0, L:tasks())
+    -- nothing generated, or warm = false: no task
+    sb = assert(sandbox.new { albums = 2, loop = L })
+    assert.equal(0, L:tasks())
+    sb:close()
+    sb = assert(sandbox.new { fixture = "backup", warm = false, loop = L })
+    assert.equal(0, L:tasks())
+    sb:close()
+    L:close()
+  end)
+
+  it("refuses misuse of its options; a fixture that cannot be built is nil, message", function()
+    assert.has_error(function() sandbox.new { fixture = 1 } end)
+    assert.has_error(function() sandbox.new { images = 1.5 } end)
+    assert.has_error(function() sandbox.new { fixture_file = {} } end)
+    local sb, err = sandbox.new { fixture_file = "/nonexistent/fixture.json" }
+    assert.is_nil(sb)
+    assert.matches("^fixture: ", err)
+  end)
+end)
+
 describe("sandbox content", function()
   it("is deterministic, different per seed and per piece, cut anywhere, with its MD5", function()
     local a = content.bytes("K/v1", 200000)
