@@ -13,6 +13,7 @@
 --    answered with a body) send K body bytes, then the connection closes (the
 --    head promised them all).
 --  - `rate=B`: archive downloads send at most B body bytes a second each.
+--  - (A flag is `1` or `true`.)
 --  - `ignore_range=1`: archive downloads answer 200 with the whole file even
 --    to a Range; `bad_range=1`: they answer a Range with 206 from byte 0
 --    (a wrong start, and a Content-Range that says so).
@@ -33,10 +34,13 @@ local function count(v)
   return n and n >= 0 and n or nil
 end
 
+-- A flag: "1" or "true" (as the launcher sends true).
+local function flag(v) return v == "1" or v == "true" end
+
 -- A set of image keys from "1" (all: true) or "K1,K2" (a set), or nil.
 local function keys(v)
-  if v == nil or v == "" or v == "0" then return nil end
-  if v == "1" or v == "*" then return true end
+  if v == nil or v == "" or v == "0" or v == "false" then return nil end
+  if flag(v) or v == "*" then return true end
   local set = {}
   for k in v:gmatch("[^,%s]+") do set[k] = true end
   return set
@@ -57,10 +61,11 @@ local function parse(f)
   if scope ~= "api" and scope ~= "archive" then scope = "all" end
   return {
     latency = latency, fail429 = count(f.fail429), fail503 = count(f.fail503),
-    retry_after = retry_after, scope = scope, no_confirm = f.no_confirm == "1",
+    retry_after = retry_after, scope = scope, no_confirm = flag(f.no_confirm),
     drop_after = count(f.drop_after), drop_count = count(f.drop_count) or 1, rate = rate,
-    ignore_range = f.ignore_range == "1", bad_range = f.bad_range == "1",
-    lie_md5 = keys(f.lie_md5), lie_size = keys(f.lie_size), no_convert = f.convert == "0",
+    ignore_range = flag(f.ignore_range), bad_range = flag(f.bad_range),
+    lie_md5 = keys(f.lie_md5), lie_size = keys(f.lie_size),
+    no_convert = f.convert == "0" or f.convert == "false",
   }
 end
 
