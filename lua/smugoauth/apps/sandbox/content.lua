@@ -117,16 +117,20 @@ local function md5(seed, size)
     if sums[k] then return sums[k] end
   end
   pending[k] = true
-  local d = assert(core.digest_new("md5"))
-  local n = 0
-  for p in pieces(seed, size) do
-    d:update(p)
-    n = n + 1
-    if in_task and n % 256 == 0 then loop.sleep(0) end
-  end
-  sum = (assert(d:final()):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-  sums[k], pending[k] = sum, nil
-  return sum
+  local ok, v = pcall(function()
+    local d <close> = assert(core.digest_new("md5"))
+    local n = 0
+    for p in pieces(seed, size) do
+      d:update(p)
+      n = n + 1
+      if in_task and n % 256 == 0 then loop.sleep(0) end
+    end
+    return (assert(d:final()):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+  end)
+  pending[k] = nil                     -- (also when it failed: a waiting caller tries itself)
+  if not ok then error(v, 0) end
+  sums[k] = v
+  return v
 end
 
 return {
