@@ -85,6 +85,7 @@ build = {
     ["smugoauth.http.html"] = "lua/smugoauth/http/html.lua",
     ["smugoauth.http.request"] = "lua/smugoauth/http/request.lua",
     ["smugoauth.http.server"] = "lua/smugoauth/http/server.lua",
+    ["smugoauth.http.tasks"] = "lua/smugoauth/http/tasks.lua",
     ["smugoauth.http.writer"] = "lua/smugoauth/http/writer.lua",
     ["smugoauth.httpd"] = "lua/smugoauth/httpd.lua",
     ["smugoauth.json"] = "lua/smugoauth/json.lua",

@@ -549,3 +549,100 @@ describe("httpd streamed bodies (the handler's body is a function)", function()
     assert.is_false(called)
   end)
 end)
+
+-- Under the server: tasks woken by their socket (a connection's task) run
+-- in the loop's round before the transfers that ended in that round are
+-- handed out, and may start transfers of their own (their handler calls
+-- the API), which may reuse the id of one that just ended.
+describe("the loop under the server: a round where a transfer ends and a task woken by its socket starts one",
+function()
+  -- A transfer by task A that the test answers by hand, and a task B that
+  -- waits on a socket: both become ready in one round (L:step).
+  local function setup_round(L, b_body)
+    local http = core.http_new { timeout = 5 }
+    local l = assert(socket.bind("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local st = { http = http, l = l }
+    st.ta = L:spawn(function()
+      local res, _, code = L:transfer(http, { method = "GET", url = "http://127.0.0.1:" .. port .. "/a" })
+      st.a = res and res.body or code
+    end)
+    local ls = assert(socket.bind("127.0.0.1", 0))
+    local _, p2 = ls:getsockname()
+    st.x = assert(socket.connect("127.0.0.1", p2))
+    st.y = assert(ls:accept())
+    ls:close()
+    st.y:settimeout(0)
+    st.tb = L:spawn(function()
+      assert(L:wait_fd(st.y:getfd(), "r"))
+      b_body(st)
+    end)
+    for _ = 1, 10 do assert(L:step(0.01)) end    -- A's request is out, B waits
+    l:settimeout(2 * SLOW)
+    local c = assert(l:accept())
+    c:settimeout(2 * SLOW)
+    assert(c:receive("*l"))
+    repeat local h = c:receive("*l") until h == "" or h == nil
+    assert(c:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"))   -- A's answer, and
+    assert(st.x:send("!"))                       -- B's socket, ready for the same round
+    socket.sleep(0.1)
+    st.c = c
+    return st
+  end
+
+  local function cleanup(L, st)
+    L:forget_fd(st.y:getfd())
+    st.c:close()
+    st.x:close()
+    st.y:close()
+    st.l:close()
+    st.http:close()
+    L:close()
+  end
+
+  it("hands the ended transfer's answer to its own task, not to the one that took its id", function()
+    local L = assert(loop.new())
+    local st = setup_round(L, function(s)
+      local res, _, code = L:transfer(s.http, { method = "GET", url = "http://127.0.0.1:9/b", timeout = 3 })
+      s.b = res and res.body or code
+    end)
+    assert(L:step(0))
+    assert.equal("A", st.a)                      -- (before: nil, and B got "A")
+    assert.is_nil(st.b)                          -- B's own transfer is still running
+    cleanup(L, st)
+  end)
+
+  for _, how in ipairs { "cancel", "interrupt" } do
+  it(how .. "s a task whose transfer ended in that round, not the transfer that took its id", function()
+    local L = assert(loop.new())
+    -- B takes A's id for its own transfer; then C, woken in the same round, cancels A
+    local ls = assert(socket.bind("127.0.0.1", 0))
+    local _, p3 = ls:getsockname()
+    local zx = assert(socket.connect("127.0.0.1", p3))
+    local z = assert(ls:accept())
+    ls:close()
+    z:settimeout(0)
+    local st
+    local tc = L:spawn(function()
+      assert(L:wait_fd(z:getfd(), "r"))
+      if how == "cancel" then st.ta:cancel() else L:interrupt(st.ta) end
+    end)
+    st = setup_round(L, function(s)
+      local res, err, code = L:transfer(s.http, { method = "GET", url = "http://127.0.0.1:9/b", timeout = 3 })
+      s.b = res and res.body or code or err
+    end)
+    assert(zx:send("!"))                         -- C's socket, after B's, in the same round
+    socket.sleep(0.05)
+    local deadline = now() + 5 * SLOW
+    while not (st.ta.done and st.tb.done) and now() < deadline do assert(L:step(0.05)) end
+    assert.is_true(tc.done)
+    assert.equal("cancelled", st.a)
+    assert.is_true(st.tb.done, "B's transfer was cancelled in A's place: B never woke")
+    assert.equal("network", st.b)                -- its own answer: port 9 refuses
+    L:forget_fd(z:getfd())
+    zx:close()
+    z:close()
+    cleanup(L, st)
+  end)
+  end
+end)

@@ -436,27 +436,6 @@ local function serve(c)
   end
 end
 
---- The connection's socket is readable while its handler runs (called by
--- the server's watcher, outside any task; see serve): keep what comes for
--- the next request (up to CHUNK bytes: past that the watch stops, the rest
--- is read with that request), or, when the client has gone (EOF, reset),
--- cancel the connection's task.
-local function on_read(c)
-  if c.gone then return end
-  local data, err, partial = c.sock:receive(CHUNK)
-  data = data or partial
-  if data and data ~= "" then c.buf = c.buf .. data end
-  if err == "timeout" or err == "wantread" then
-    if #c.buf >= CHUNK then c.lp:unwatch_fd(c.fd) end
-  elseif err then                                -- "closed", a reset; "wantwrite": give up watching
-    c.lp:unwatch_fd(c.fd)
-    if err ~= "wantwrite" then
-      c.gone = true
-      c.task:cancel()
-    end
-  end
-end
-
 -- ------------------------------------------------------------ the object
 
 local methods = {}
@@ -498,7 +477,7 @@ end
 return {
   new = new,
   serve = serve,
-  on_read = on_read,
+  CHUNK = CHUNK,
   DONE = DONE,
   methods = methods,
   mt = mt,

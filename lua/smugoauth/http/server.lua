@@ -28,20 +28,18 @@ local core = require "smugoauth.core"
 local loop = require "smugoauth.loop"
 local codec = require "smugoauth.http.codec"
 local connection = require "smugoauth.http.connection"
+local tasks = require "smugoauth.http.tasks"
 local html = require "smugoauth.http.html"
 local request = require "smugoauth.http.request"
 local cookie = require "smugoauth.http.cookie"
 
 local find, format, gsub = string.find, string.format, string.gsub
 local monotime = core.monotime
-local pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error, pcall =
-  pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error, pcall
+local pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error =
+  pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error
 local tointeger = math.tointeger
-local serve, on_read = connection.serve, connection.on_read
 
 local ACCEPT_BURST = 256     -- connections accepted per readiness event
-local POOL = 32              -- tasks kept for the next connections (see worker)
-local POOL_IDLE = 10         -- seconds a kept task waits for its next connection
 
 local methods = {}
 local mt = {__name = "smugoauth.HttpServer", __index = methods}
@@ -238,19 +236,15 @@ local function new(opts)
   self.port = tonumber(port)
   self.listener, self.lfd = lst, lst:getfd()
   self.conns, self.nconn = {}, 0
-  self.idle, self.nidle = {}, 0                   -- the pool of workers waiting for a connection
-  self._pool_idle = POOL_IDLE
+  self.idle, self.nidle = {}, 0                   -- the pool of tasks waiting for a connection
+  self._pool_idle = tasks.POOL_IDLE
   self.body_inflight = 0
   self.now = monotime()
   self.date_at, self.date_line = -1, nil
   self.stopped, self.closed = false, false
   setmetatable(self, mt)
   self.on_accept = function() return self:_accept() end
-  local conns = self.conns
-  self.on_read = function(fd)                     -- a connection's socket, while its handler runs
-    local c = conns[fd]
-    if c then return on_read(c) end
-  end
+  self.on_read = tasks.watcher(self)              -- a connection's socket, while its handler runs
   local ok, aerr = self.loop:watch_fd(self.lfd, "r", self.on_accept)
   if not ok then
     lst:close()
@@ -271,99 +265,6 @@ function methods:_date()
     self.date_at = self.now + 1
   end
   return self.date_line
-end
-
--- Log through the user's function; a failing logger must not kill the loop.
-local function log(self, msg)
-  pcall(self.log, msg)
-end
-
--- Forget a connection and close its socket (once: the server's close and
--- the connection's task may both come here).
-local function drop(self, c)
-  if c.dropped then return end
-  c.dropped = true
-  if self.conns[c.fd] == c then
-    self.conns[c.fd] = nil
-    self.nconn = self.nconn - 1
-  end
-  local lp = self.loop
-  if not lp.closed then lp:forget_fd(c.fd) end
-  c:close()
-end
-
--- The end of a connection's task (the connection's __close, however serve
--- ended): drop it; an internal error (a bug: a handler's error is a 500) is
--- logged with its traceback, and goes no further (the task is detached).
-function methods:_ended(c, err)
-  if err ~= nil then
-    local t = c.task
-    log(self, "internal error: " .. tostring(t and t.trace or err))
-  end
-  drop(self, c)
-end
-
--- After worker w's connection has ended: keep w in the server's pool and
--- wait for the next connection `_accept` hands it (true), or leave (false)
--- when none came within POOL_IDLE seconds, the pool is full, the server
--- closes, or the client went away (`w.gone`: the task was cancelled then).
-local function park(w)
-  local self = w.srv
-  local n = self.nidle
-  if w.gone or self.closed or n >= POOL then return false end
-  n = n + 1
-  self.idle[n], self.nidle = w, n
-  self.loop:sleep(self._pool_idle)               -- until start interrupts it, c set
-  if w.conn then return true end
-  local idle = self.idle                         -- none came (or the server closes)
-  for i = self.nidle, 1, -1 do
-    if idle[i] == w then
-      table.remove(idle, i)
-      self.nidle = self.nidle - 1
-      break
-    end
-  end
-  return false
-end
-
--- The task of a worker w of the server: serve its connection (w.conn), then
--- the next ones it is handed while it is in the pool (see park). A task and
--- its coroutine made for every connection, then thrown away, cost more than
--- all the rest the loop does for a short connection. (A connection's end is
--- a to-be-closed variable, not a pcall, and this frame is small: the stack
--- of a connection waiting for its request then fits in Lua's first stack
--- size, 1.3 kB less per idle connection.)
-local function worker(w)
-  repeat
-    do                                           -- (the pool holds no connection: see park)
-      local c = w.conn
-      w.conn = nil
-      local _ <close> = c                        -- c's end: _ended
-      serve(c)
-      w.gone = c.gone
-    end
-  until not park(w)
-end
-
--- Serve connection c: by a worker of the pool, or a new one.
-local function start(self, c)
-  local lp = self.loop
-  local n = self.nidle
-  while n > 0 do
-    local w = self.idle[n]
-    self.idle[n], self.nidle = nil, n - 1
-    w.conn = c
-    if lp:interrupt(w.task) then                 -- it waited in the pool: c is its now
-      c.task = w.task
-      return
-    end
-    w.conn = nil                                 -- (not waiting for one: it ends)
-    n = n - 1
-  end
-  local w = { srv = self, conn = c, task = false, gone = false }
-  local t = lp:spawn(worker, w)
-  t.detached_ok = true                           -- its failure is logged by _ended, not the loop's
-  w.task, c.task = t, t
 end
 
 -- Accept what the listener has queued (the loop calls this when the
@@ -396,25 +297,23 @@ function methods:_accept()
         local c = connection.new(self, s, fd, peer)
         self.conns[fd] = c
         self.nconn = self.nconn + 1
-        start(self, c)
+        tasks.start(self, c)
       end
     end
   end
 end
 
--- Wake the connections whose deadline has passed while they wait on their
--- socket (they answer 408 or close); not one whose handler runs. Resume
--- accepting after a pause.
+-- The end of connection c (its __close): see smugoauth.http.tasks.
+function methods:_ended(c, err)
+  return tasks.ended(self, c, err)
+end
+
+-- The deadlines and the accept pause (every sweep_every seconds).
 function methods:_sweep()
-  local now = monotime()
-  self.now = now
-  local lp = self.loop
-  for _, c in pairs(self.conns) do
-    if c.io and c.deadline < now then lp:interrupt(c.task, false, "timeout") end
-  end
-  if self.accept_paused and now >= self.accept_paused then
+  tasks.sweep(self)
+  if self.accept_paused and self.now >= self.accept_paused then
     self.accept_paused = nil
-    lp:watch_fd(self.lfd, "r", self.on_accept)
+    self.loop:watch_fd(self.lfd, "r", self.on_accept)
   end
 end
 
@@ -478,17 +377,7 @@ function methods:close()
   self.sweeper.cancel()
   if not lp.closed then lp:forget_fd(self.lfd) end
   self.listener:close()
-  for _, c in pairs(self.conns) do
-    drop(self, c)
-    c.task:cancel()
-  end
-  local idle = self.idle
-  for i = self.nidle, 1, -1 do                   -- the pool's workers end
-    local w = idle[i]
-    idle[i] = nil
-    w.task:cancel()
-  end
-  self.nidle = 0
+  tasks.close(self)
 end
 mt.__close = methods.close
 

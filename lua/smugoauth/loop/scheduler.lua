@@ -222,6 +222,15 @@ function methods:step(timeout)
   local fds, evs, ids, res = self.fds, self.evs, self.ids, self.res
   local nfds, ndone = self.reactor:wait(t, fds, evs, ids, res)
   if not nfds then return nil, ndone, res end
+  -- every finished transfer is taken out before any task runs (those woken
+  -- by their descriptor run first, below): a task may start another
+  -- transfer, which may reuse the id of one that ended in this round
+  local xfers, woken = self.xfers, self.woken
+  for i = 1, ndone do
+    local id = ids[i]
+    woken[i] = xfers[id] or false
+    xfers[id] = nil
+  end
   local fdw = self.fdw
   for i = 1, nfds do
     local fd = fds[i]
@@ -236,18 +245,11 @@ function methods:step(timeout)
       arm(self, fd, "")                          -- nobody waits: disarm
     end
   end
-  -- every finished transfer is taken out before any task runs: a task may
-  -- start another transfer, which may reuse the id of one further down
-  local xfers, woken = self.xfers, self.woken
-  for i = 1, ndone do
-    local id = ids[i]
-    woken[i] = xfers[id] or false
-    xfers[id] = nil
-  end
   for i = 1, ndone do
     local task = woken[i]
     woken[i] = nil
-    if task then run_task(self, task, res[i]) end
+    -- (not a task cancelled meanwhile: it is on its way with "cancelled")
+    if task and task.waiting == "xfer" and task.xid == ids[i] then run_task(self, task, res[i]) end
   end
   fire_timers(self, monotime())
   run_ready(self)

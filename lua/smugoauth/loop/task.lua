@@ -55,8 +55,10 @@ function task_methods:cancel()
   local lp = self.loop
   local w = self.waiting
   if w == "xfer" then
-    lp.reactor:cancel(self.xid)
-    lp.xfers[self.xid] = nil
+    if lp.xfers[self.xid] == self then           -- (not one that ended in this round: its id is free)
+      lp.reactor:cancel(self.xid)
+      lp.xfers[self.xid] = nil
+    end
     make_ready(lp, self, CANCELLED)
   elseif w == "fd" then
     if lp.fdw[self.fd] == self then lp.fdw[self.fd] = nil end

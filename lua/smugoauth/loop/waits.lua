@@ -132,8 +132,10 @@ function methods:interrupt(t, a, b)
     t.timer = nil
     make_ready(self, t, false)
   elseif w == "xfer" then
-    self.reactor:cancel(t.xid)
-    self.xfers[t.xid] = nil
+    if self.xfers[t.xid] == t then               -- (not one that ended in this round: its id is free)
+      self.reactor:cancel(t.xid)
+      self.xfers[t.xid] = nil
+    end
     make_ready(self, t, CANCELLED)
   else
     return false
