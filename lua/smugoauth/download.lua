@@ -304,7 +304,12 @@ local function download(session, what, path, opts)
         return nil, r
       end
       session.trace:note(("download: retrying in %.2f s (try %d)"):format(d, tries + 1))
-      policy:wait(d)
+      local pause = session.client._paused_until
+      if not policy:wait(d) then                   -- cancelled meanwhile
+        drop_empty(part)
+        return nil, r
+      end
+      p.pause_waited = pause                       -- (a pause that was on is over for it)
     end
     ::continue::
   end
