@@ -201,9 +201,16 @@ local function image(ctx, album, img, fetch_it)
     return
   end
   if ctx.dry_run then
-    local action = kind == "fetch" and (file_size(ctx.dest .. "/" .. img.path) and "verify" or "download") or kind
+    -- fetch: "verify" a file found under the name that no row vouches for, else "download"
+    local action = kind
+    if kind == "fetch" then
+      action = not row and file_size(ctx.dest .. "/" .. img.path) and "verify" or "download"
+    elseif kind == "move" and row.album ~= album.key then
+      ctx.taken[plan.seen_key(row.album, row.key)] = true      -- (not a deletion: it moves)
+    end
     ctx.stats.planned = ctx.stats.planned + 1
-    return ctx.emit { type = "plan", action = action, path = img.path, from = row and row.path ~= img.path and row.path,
+    return ctx.emit { type = "plan", action = action, path = img.path,
+                      from = row and row.path ~= img.path and row.path or nil,
                       size = math.tointeger(img.ArchivedSize), key = img.ImageKey }
   end
   local ok, err = make_room(ctx, img.path, album.key, img.ImageKey)

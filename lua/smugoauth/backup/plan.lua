@@ -99,12 +99,15 @@ local function decide(ctx, album, img)
 end
 
 --- The rows whose images are gone: `plan.deletions(ctx)` -> a list of rows
--- (in no album listed now, within the run's scope). Only meaningful when
--- the listing was complete.
+-- (in no album listed now, within the run's scope; not one a dry run
+-- plans to move, ctx.taken). Only meaningful when the listing was complete.
 local function deletions(ctx)
   local out = {}
   for _, row in ipairs(ctx.m:all()) do
-    if ctx.in_scope(row.album) and not ctx.seen[seen_key(row.album, row.key)] then out[#out + 1] = row end
+    local k = seen_key(row.album, row.key)
+    if ctx.in_scope(row.album) and not ctx.seen[k] and not (ctx.taken and ctx.taken[k]) then
+      out[#out + 1] = row
+    end
   end
   return out
 end

@@ -64,7 +64,7 @@ local function new_ctx(session, opts, m)
   local ctx = {
     session = session, m = m, dest = opts.dest:gsub("(.)/+$", "%1"), dry_run = opts.dry_run == true,
     progress = opts.progress == true, listed = {}, seen = {}, final = false, complete = false,
-    deferred = {}, dirs = {}, failures = {}, listing_errors = {}, stop = nil,
+    deferred = {}, dirs = {}, failures = {}, listing_errors = {}, stop = nil, taken = {},
     stats = { albums = 0, images = 0, bytes = 0 },
   }
   for _, k in ipairs(COUNTS) do ctx.stats[k] = 0 end
