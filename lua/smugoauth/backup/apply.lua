@@ -26,14 +26,18 @@ local function parent(path)
   return path:match("^(.*)/[^/]*$") or ""
 end
 
--- Make the folder of relative path p under the destination (once per run).
-local function make_parent(ctx, p)
-  local dir = parent(p)
+-- Make the folder dir (relative) under the destination (once per run).
+local function make_dir(ctx, dir)
   if dir == "" or ctx.dirs[dir] then return true end
   local ok, msg = core.mkdir_private(ctx.dest .. "/" .. dir)
   if not ok then return nil, errors.new("io", tostring(msg), { path = dir }) end
   ctx.dirs[dir] = true
   return true
+end
+
+-- Make the folder of relative path p under the destination.
+local function make_parent(ctx, p)
+  return make_dir(ctx, parent(p))
 end
 
 -- Count and announce a finished image.
@@ -242,4 +246,5 @@ return {
   image = image,
   delete = delete,
   parent = parent,
+  make_dir = make_dir,
 }

@@ -100,6 +100,13 @@ local function list_album(ctx, q, album, page_size)
       "(its pages do not add up): listed again by the next run"))
   end
   plan.targets(album, imgs)
+  if not ctx.dry_run then
+    local ok, err = apply.make_dir(ctx, album.dir)      -- (an empty album is an empty folder)
+    if not ok then
+      ctx.listed[album.key] = "failed"
+      return listing_error(ctx, "album " .. album.dir, err)
+    end
+  end
   for _, img in ipairs(imgs) do ctx.seen[plan.seen_key(album.key, img.ImageKey)] = true end
   ctx.stats.albums, ctx.stats.images = ctx.stats.albums + 1, ctx.stats.images + #imgs
   ctx.emit { type = "album", path = album.dir, key = album.key, images = #imgs }
