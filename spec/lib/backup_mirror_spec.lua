@@ -51,9 +51,9 @@ describe("api:backup, a first run", function()
     assert.is_false(s.ok)
     assert.equal(bk.verify(dest, truth, true), s.saved)
     local set = bk.set(dest)
-    for _, p in ipairs { "Family/2023/Summer/beach.jpg", "Family/2023/Summer/tiny.png", "Family/Duplicates/IMG_0001.JPG",
-                         "Travel/Europe/France/Paris/eiffel.jpg", "Videos/clip.mp4", "Videos/still.jpg",
-                         "Many/many_001.jpg", "Many/many_250.jpg" } do
+    for _, p in ipairs { "Family/2023/Summer/beach.jpg", "Family/2023/Summer/tiny.png",
+                         "Family/Duplicates/IMG_0001.JPG", "Travel/Europe/France/Paris/eiffel.jpg",
+                         "Videos/clip.mp4", "Videos/still.jpg", "Many/many_001.jpg", "Many/many_250.jpg" } do
       assert(set[p], p)
     end
     -- the video: its largest rendition, not the original upload
@@ -127,7 +127,8 @@ describe("api:backup, a first run", function()
 
   it("hostile names: every file safe, distinct, inside DEST; nothing written outside it", function()
     local dest = root .. "/dest"
-    local s = assert(api:backup { dest = dest, albums = { "AlbHostile", "AlbEscape", "AlbCon", "AlbSlash", "AlbTrail" } })
+    local s = assert(api:backup { dest = dest,
+                                  albums = { "AlbHostile", "AlbEscape", "AlbCon", "AlbSlash", "AlbTrail" } })
     assert.is_true(s.ok)
     local n = #sb:tree().Children                          -- (to be sure the tree is there)
     assert(n > 0)
@@ -214,7 +215,7 @@ describe("api:backup, a first run", function()
     sb:reset_stats()
     assert(sb:rename("ImgBeach", "beach2.jpg"))
     plans = {}
-    s = assert(api:backup { dest = dest, dry_run = true,
+    assert(api:backup { dest = dest, dry_run = true,
       on_event = function(ev) if ev.type == "plan" then plans[#plans + 1] = ev end end })
     assert.equal(0, sb:stats().archive_requests)
     local moves = {}
