@@ -9,6 +9,7 @@ local pages = require "smugoauth.pages"
 local upload = require "smugoauth.upload"
 local download = require "smugoauth.download"
 local many = require "smugoauth.many"
+local backup = require "smugoauth.backup.run"
 
 local methods = {}
 local mt = { __name = "smugoauth.Session", __index = methods }
@@ -83,6 +84,9 @@ methods.upload = upload.upload
 methods.download = download.download
 --- Concurrent requests: `api:get_many(list [, opts])` (smugoauth.many).
 methods.get_many = many.get_many
+--- Back up the account (or some albums) to a folder, incrementally:
+-- `api:backup{dest = DIR, ...}` -> summary (smugoauth.backup.run).
+methods.backup = backup.backup
 
 -- The session's own loop, for get_many called outside any task (made on
 -- first use; its connections are kept between calls).

@@ -7,7 +7,8 @@ local files = require "support.files"
 -- The library: the front and lua/smugoauth/<name>.lua for each name.
 local LIBRARY = { "client", "session", "request", "retry", "response", "pages", "upload", "download", "many",
                   "config", "credentials", "errors", "json", "trace", "util",
-                  "loop", "loop.scheduler", "loop.waits", "loop.task", "loop.limit", "loop.timers" }
+                  "loop", "loop.scheduler", "loop.waits", "loop.task", "loop.limit", "loop.timers",
+                  "loop.queue" }
 
 -- What a library module may require besides other library modules.
 local ALLOWED = { ["smugoauth.core"] = true, ["cjson"] = true, ["cjson.safe"] = true, ["socket"] = true }

@@ -32,6 +32,7 @@
 --
 -- The commands live one group a file: cli/login.lua (login, logout),
 -- cli/api.lua (whoami, get, post, patch, delete), cli/upload.lua,
+-- cli/backup.lua (with cli/progress.lua, its progress display),
 -- cli/config.lua (config, and storing the config of `login --key`),
 -- cli/completion.lua (the bash and zsh scripts); this file parses the command
 -- line, dispatches, and owns the help and exit statuses. The man page
@@ -44,6 +45,7 @@ local output = require "smugoauth.apps.cli.output"
 local login = require "smugoauth.apps.cli.login"
 local api = require "smugoauth.apps.cli.api"
 local upload = require "smugoauth.apps.cli.upload"
+local backup = require "smugoauth.apps.cli.backup"
 local cliconfig = require "smugoauth.apps.cli.config"
 local completion = require "smugoauth.apps.cli.completion"
 local doc = require "smugoauth.apps.cli.doc"
@@ -137,6 +139,7 @@ Options:
 }
 
 for _, def in ipairs { login.login, api.whoami, api.get, api.post, api.patch, api.delete, upload.upload,
+                       backup.backup,
                        login.logout, cliconfig.config, completion.command(function() return describe() end),
                        help_command } do
   COMMANDS[def.name] = def
