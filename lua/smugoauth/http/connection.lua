@@ -1,21 +1,25 @@
 --- smugoauth.http.connection: one client connection of smugoauth.http.server,
--- served by its own coroutine: bytes in and out of a non-blocking LuaSocket
--- (or luasec) socket within the server's deadlines, every head parsed and
--- every response written by smugoauth.http.codec, request bodies admitted (or
--- refused) on the head alone against the app's declaration and the server's
--- body budget.
+-- served by its own task of the server's loop (smugoauth.loop): bytes in and
+-- out of a non-blocking LuaSocket (or luasec) socket within the server's
+-- deadlines, every head parsed and every response written by
+-- smugoauth.http.codec, request bodies admitted (or refused) on the head
+-- alone against the app's declaration and the server's body budget.
 --
--- The coroutine yields what it waits for: "r" or "w" (readiness of its
--- socket), "again" (the next round: other connections go first), or `DONE`
--- when the connection is finished. It is resumed with true (ready), or false
--- (its deadline passed, or the server closes).
+-- The task waits for its socket with `loop:wait_fd` (no deadline of its own:
+-- the server's sweep interrupts a wait whose deadline has passed, see
+-- `c.io`), and lets the other connections go first with a bare yield after
+-- a burst of pipelined requests. The handler runs inside the task and may
+-- yield (a request of the library, a sleep): meanwhile the connection is
+-- watched (`loop:watch_fd`), so the bytes of a next pipelined request are
+-- kept, and a client that goes away (EOF or reset) cancels the task's wait
+-- (`task:cancel`: a request in flight returns nil, err code "cancelled").
 -- @module smugoauth.http.connection
 local core = require "smugoauth.core"
 local codec = require "smugoauth.http.codec"
 local request = require "smugoauth.http.request"
 
 local sub, concat = string.sub, table.concat
-local create, yield = coroutine.create, coroutine.yield
+local yield = coroutine.yield
 local monotime = core.monotime
 local type, tostring, setmetatable, xpcall, pcall = type, tostring, setmetatable, xpcall, pcall
 local traceback = debug.traceback
@@ -30,7 +34,7 @@ local LINGER_BYTES = 1 << 20 -- and at most this much
 local BURST = 32             -- pipelined requests served before letting others run
 local RETRY_AFTER = 1        -- seconds, in the 503 sent when max_body_total is full
 
---- What a connection's coroutine yields when it is finished.
+--- What `serve` returns when the connection is finished.
 local DONE = {}
 
 -- ------------------------------------------------------------ I/O
@@ -54,23 +58,38 @@ local function refusal(code)
   return error_response(code, code == 503 and RETRY_AFTER or nil)
 end
 
--- Wait until the connection's socket is ready for `what` ("r" | "w") or, with
--- "again", until the next round. False when the deadline passed or the server closes.
-local function wait(what)
-  return yield(what)
+-- Wait until the connection's socket is ready for `what` ("r" | "w"): true,
+-- or false when its deadline passed (the server's sweep interrupted the wait),
+-- the task was cancelled or the server dropped the connection. c.io tells the
+-- sweep that the task waits on its own socket (not in its handler).
+local function wait(c, what)
+  if c.dropped then return false end
+  c.io = true
+  local ok, msg = c.lp:wait_fd(c.fd, what)
+  c.io = false
+  if ok == nil then log(c.srv, "cannot watch a connection: " .. tostring(msg)) end
+  return ok == true and not c.dropped
+end
+
+-- Let the other tasks of the loop run first (the next round): false when the
+-- connection was dropped meanwhile.
+local function pause(c)
+  yield()
+  return not c.dropped
 end
 
 -- The next bytes from the client, or nil, "timeout" | "closed".
 local function recv(c)
   local sock, srv = c.sock, c.srv
   while true do
+    if c.dropped then return nil, "closed" end
     local data, err, partial = sock:receive(CHUNK)
     if data then return data end
     if partial and partial ~= "" then return partial end
     if err == "timeout" or err == "wantread" then
-      if clock(srv) > c.deadline or not wait("r") then return nil, "timeout" end
+      if clock(srv) > c.deadline or not wait(c, "r") then return nil, "timeout" end
     elseif err == "wantwrite" then
-      if clock(srv) > c.deadline or not wait("w") then return nil, "timeout" end
+      if clock(srv) > c.deadline or not wait(c, "w") then return nil, "timeout" end
     else
       return nil, "closed"
     end
@@ -83,12 +102,13 @@ local function send_all(c, data, nowait)
   local sock, srv, i, n = c.sock, c.srv, 1, #data
   c.deadline = clock(srv) + srv.send_timeout
   while true do
+    if c.dropped then return nil end
     local last, err, partial = sock:send(data, i)
     if last then return true end
     if err == "timeout" or err == "wantwrite" or err == "wantread" then
       if partial and partial >= i then i = partial + 1 end
       if i > n then return true end
-      if nowait or clock(srv) > c.deadline or not wait(err == "wantread" and "r" or "w") then
+      if nowait or clock(srv) > c.deadline or not wait(c, err == "wantread" and "r" or "w") then
         return nil
       end
     else
@@ -216,9 +236,11 @@ local function read_request(c)
   if buf == "" then                      -- idle between requests
     c.deadline = clock(srv) + (c.served > 0 and srv.idle_timeout or srv.request_timeout)
     -- nothing buffered: let epoll say when the next request comes (saves a
-    -- receive() that would find nothing, on every keep-alive request)
-    -- (not with TLS: OpenSSL may hold bytes that epoll cannot see)
-    if not srv.tls and not c.sock:dirty() and not wait("r") then return nil end
+    -- receive() that would find nothing, on every keep-alive request); not
+    -- for the first one (it has mostly come with the connection: a wait,
+    -- and a round of the loop, saved), not with TLS (OpenSSL may hold bytes
+    -- that epoll cannot see)
+    if c.served > 0 and not srv.tls and not c.sock:dirty() and not wait(c, "r") then return nil end
     local data = recv(c)
     if not data then return nil end
     buf = data
@@ -297,9 +319,9 @@ local function serve(c)
       local ok, err = sock:dohandshake()
       if ok then break end
       if err == "wantread" or err == "timeout" then
-        if not wait("r") then return DONE end
+        if not wait(c, "r") then return DONE end
       elseif err == "wantwrite" then
-        if not wait("w") then return DONE end
+        if not wait(c, "w") then return DONE end
       else
         return DONE
       end
@@ -319,7 +341,15 @@ local function serve(c)
     c.served = c.served + 1
 
     local keep = keep_alive(req)
+    -- while the handler runs (it may yield), watch the socket: a next
+    -- request's bytes are kept, a client gone cancels the handler's waits.
+    -- (The watch ends with the connection's next wait on its socket, which
+    -- takes the descriptor over: no unwatch on every request. Until then, in
+    -- a pause between pipelined requests, it keeps doing the same.)
+    if c.dropped then return DONE end
+    c.lp:watch_fd(c.fd, "r", srv.on_read)
     local ok, status, hdrs, body = xpcall(srv.handler, traceback, req)
+    if c.dropped then return DONE end            -- the server closed meanwhile
     clock(srv)                                   -- the handler may have taken long
     local resp, keep2
     if ok then
@@ -338,6 +368,10 @@ local function serve(c)
     -- out or the next request is awaited, and give back its budget
     req, status, hdrs, body = nil, nil, nil, nil  -- luacheck: ignore 311
     release(c)
+    if c.gone then                               -- the client left: what goes at once
+      send_all(c, resp, true)
+      return DONE
+    end
     if not send_all(c, resp) then return DONE end
     if not keep2 then
       linger(c)
@@ -346,9 +380,30 @@ local function serve(c)
     burst = burst + 1
     if burst >= BURST and c.buf ~= "" then      -- let the others run
       burst = 0
-      if not wait("again") then return DONE end
+      if not pause(c) then return DONE end
     elseif c.buf == "" then
       burst = 0
+    end
+  end
+end
+
+--- The connection's socket is readable while its handler runs (called by
+-- the server's watcher, outside any task; see serve): keep what comes for
+-- the next request (up to CHUNK bytes: past that the watch stops, the rest
+-- is read with that request), or, when the client has gone (EOF, reset),
+-- cancel the connection's task.
+local function on_read(c)
+  if c.gone then return end
+  local data, err, partial = c.sock:receive(CHUNK)
+  data = data or partial
+  if data and data ~= "" then c.buf = c.buf .. data end
+  if err == "timeout" or err == "wantread" then
+    if #c.buf >= CHUNK then c.lp:unwatch_fd(c.fd) end
+  elseif err then                                -- "closed", a reset; "wantwrite": give up watching
+    c.lp:unwatch_fd(c.fd)
+    if err ~= "wantwrite" then
+      c.gone = true
+      c.task:cancel()
     end
   end
 end
@@ -358,22 +413,30 @@ end
 local methods = {}
 local mt = {__name = "smugoauth.HttpConnection", __index = methods}
 
---- A connection of srv on sock, whose coroutine `c.co` is to be resumed
--- first with c itself.
+--- A connection of srv on sock, to be served by `serve(c)` in a task of the
+-- server's loop whose Task the server sets as `c.task`.
 --
 -- Options (all required):
 --
---  - `srv`: the server (its options, `now`, `body_inflight`, `handler`,
---    `body`, `log`, `scheme`, `tls`, `_date()`).
+--  - `srv`: the server (its options, `loop`, `now`, `body_inflight`,
+--    `handler`, `body`, `log`, `scheme`, `tls`, `_date()`).
 --  - `sock`: the accepted socket (non-blocking; luasec-wrapped for TLS).
---  - `fd`: its descriptor (watched by the server's poller).
+--  - `fd`: its descriptor (waited on with the server's loop).
 --  - `peer`: `"ip:port"` of the client, as requests show it.
 -- @return the connection
 local function new(srv, sock, fd, peer)
   return setmetatable({
-    srv = srv, sock = sock, fd = fd, peer = peer, want = "r", buf = "", served = 0,
-    deadline = 0, reserved = 0, parser = codec.new_parser(srv), co = create(serve),
+    srv = srv, lp = srv.loop, sock = sock, fd = fd, peer = peer, buf = "", served = 0,
+    deadline = 0, reserved = 0, parser = codec.new_parser(srv), io = false, dropped = false,
+    gone = false, task = nil,
   }, mt)
+end
+
+--- The end of the connection's task (a to-be-closed variable of it): the
+-- server forgets the connection (`srv:_ended(c, err)`; err: an error that
+-- ended the task, else nil).
+mt.__close = function(c, err)
+  return c.srv:_ended(c, err)
 end
 
 --- Give back the connection's share of the body budget and close its socket
@@ -385,6 +448,8 @@ end
 
 return {
   new = new,
+  serve = serve,
+  on_read = on_read,
   DONE = DONE,
   methods = methods,
   mt = mt,

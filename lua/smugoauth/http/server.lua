@@ -1,9 +1,11 @@
 --- smugoauth.http.server: a minimal HTTP/1.1 server for local use (OAuth
--- callbacks, small consoles), on LuaSocket non-blocking sockets with one
--- coroutine per connection (smugoauth.http.connection) over the epoll poller
--- of the C core, so one slow or idle client never stalls the others. Every
--- byte it parses or writes goes through smugoauth.http.codec, which also
--- lists what is refused.
+-- callbacks, small consoles), on LuaSocket non-blocking sockets, on the one
+-- event loop (smugoauth.loop): its listener and every connection are
+-- registered with a loop, and each connection is a task of that loop
+-- (smugoauth.http.connection), so one slow or idle client never stalls the
+-- others, and a handler may call the API (the request yields; the other
+-- connections are served meanwhile). Every byte it parses or writes goes
+-- through smugoauth.http.codec, which also lists what is refused.
 --
 --    local server = require "smugoauth.http.server"
 --    local srv = assert(server.new{
@@ -23,6 +25,7 @@
 -- @module smugoauth.http.server
 local socket = require "socket"
 local core = require "smugoauth.core"
+local loop = require "smugoauth.loop"
 local codec = require "smugoauth.http.codec"
 local connection = require "smugoauth.http.connection"
 local html = require "smugoauth.http.html"
@@ -30,14 +33,15 @@ local request = require "smugoauth.http.request"
 local cookie = require "smugoauth.http.cookie"
 
 local find, format, gsub = string.find, string.format, string.gsub
-local resume = coroutine.resume
 local monotime = core.monotime
-local pairs, ipairs, type, tostring, tonumber, setmetatable, error, pcall =
-  pairs, ipairs, type, tostring, tonumber, setmetatable, error, pcall
+local pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error, pcall =
+  pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error, pcall
 local tointeger = math.tointeger
-local DONE = connection.DONE
+local serve, on_read = connection.serve, connection.on_read
 
 local ACCEPT_BURST = 256     -- connections accepted per readiness event
+local POOL = 32              -- tasks kept for the next connections (see worker)
+local POOL_IDLE = 10         -- seconds a kept task waits for its next connection
 
 local methods = {}
 local mt = {__name = "smugoauth.HttpServer", __index = methods}
@@ -64,6 +68,7 @@ local OPTIONS = {
   max_connections = {"number", 10000},
   tls = {"table", nil},
   log = {"function", default_log},
+  loop = {"table", nil},                          -- nil: smugoauth.loop's default loop
 }
 
 -- Check the options (misuse raises, at the caller of new) and fill in the
@@ -84,6 +89,11 @@ local function options(opts)
     self[k] = v
   end
   if not self.handler then error("server.new: option 'handler' is required", 3) end
+  if self.loop == nil then
+    self.loop = loop.default()
+  elseif getmetatable(self.loop) ~= loop.mt or self.loop.closed then
+    error("server.new: option 'loop' must be an open smugoauth.Loop", 3)
+  end
   if self.max_body_total == nil then
     self.max_body_total = math.max(16 * 1024 * 1024, tointeger(self.max_body) or 0)
   end
@@ -133,8 +143,17 @@ end
 --    `Connection: close` from the handler closes after the response. HEAD,
 --    204 and 304 responses carry no body. A Lua error in the handler, or an
 --    invalid answer (a header name or value with CR, LF or NUL, ...), becomes a
---    500 with a generic body, logged without request data. Handlers run inside
---    the connection's coroutine and must not yield or block for long.
+--    500 with a generic body, logged without request data. The handler runs
+--    inside the connection's task (a task of the server's loop, which serves
+--    that connection's requests in turn, and later connections once it has
+--    ended) and may yield (a request of the library,
+--    `smugoauth.sleep`): the other connections are served meanwhile. If the
+--    client goes away before the handler returns (EOF or reset), the task
+--    is cancelled (`task:cancel`): the request it waits for returns nil, err
+--    code "cancelled", and so does every later one; its answer is then
+--    sent only as far as it goes at once. Bytes of a next pipelined request
+--    that arrive meanwhile are kept. A handler must not block for long
+--    without yielding (nothing else runs meanwhile).
 --  - `host` ["127.0.0.1"]: address to listen on.
 --  - `port` [0]: 0 picks a free port; `srv.port` tells which.
 --  - `backlog` [1024]: listen() backlog.
@@ -172,13 +191,18 @@ end
 --  - `tls` [nil]: luasec server parameters (`mode = "server"`, `protocol`,
 --    `key`, `certificate`, ...) to serve https.
 --  - `log` [stderr]: `function(message)` for handler errors and internal faults.
+--  - `loop` [smugoauth.loop's default loop]: the smugoauth.Loop the server
+--    registers its listener and connections with. Several servers and other
+--    tasks may share one loop; `srv:run()` and `srv:step()` drive it (all of
+--    it), and so does the loop's own `run`/`step`/`call`.
 --
 -- Unknown options and wrong types raise. Returns the server, or nil, message
 -- when the address cannot be bound (or the TLS context cannot be made).
--- The server has fields `host`, `port` (the bound port) and `scheme`
--- ("http" / "https"), and methods `run`, `step`, `stop`, `connections`, `close`
--- (also `__close`, so `local srv <close> = ...` works). `srv.handler` and
--- `srv.body` may be replaced between requests.
+-- The server has fields `host`, `port` (the bound port), `scheme`
+-- ("http" / "https") and `loop`, and methods `run`, `step`, `stop`,
+-- `connections`, `close` (also `__close`, so `local srv <close> = ...`
+-- works). `srv.handler` and `srv.body` may be replaced between requests.
+-- The loop holds the server until it is closed: close it when done.
 -- @tparam table opts
 -- @return server | nil, message
 local function new(opts)
@@ -193,34 +217,39 @@ local function new(opts)
     self.scheme = "http"
   end
 
-  local poller, perr = core.poller(256)
-  if not poller then return nil, perr end
   local lst, err = socket.bind(self.host, self.port, self.backlog)
   if not lst then
-    poller:close()
     return nil, format("server.new: cannot listen on %s:%d: %s", self.host, self.port, err)
   end
   lst:settimeout(0)
   local _, port = lst:getsockname()
   self.port = tonumber(port)
-  self.listener, self.lfd, self.poller = lst, lst:getfd(), poller
-  local ok, aerr = poller:add(self.lfd, "r")
-  if not ok then
-    lst:close()
-    poller:close()
-    return nil, aerr
-  end
+  self.listener, self.lfd = lst, lst:getfd()
   self.conns, self.nconn = {}, 0
-  self.fds, self.evs = {}, {}
-  self.again, self.again_n = {}, 0
+  self.idle, self.nidle = {}, 0                   -- the pool of workers waiting for a connection
+  self._pool_idle = POOL_IDLE
   self.body_inflight = 0
   self.now = monotime()
-  local shortest = math.min(self.request_timeout, self.idle_timeout, self.send_timeout)
-  self.sweep_every = math.max(0.01, math.min(0.25, shortest / 4))
-  self.next_sweep = self.now + self.sweep_every
   self.date_at, self.date_line = -1, nil
   self.stopped, self.closed = false, false
-  return setmetatable(self, mt)
+  setmetatable(self, mt)
+  self.on_accept = function() return self:_accept() end
+  local conns = self.conns
+  self.on_read = function(fd)                     -- a connection's socket, while its handler runs
+    local c = conns[fd]
+    if c then return on_read(c) end
+  end
+  local ok, aerr = self.loop:watch_fd(self.lfd, "r", self.on_accept)
+  if not ok then
+    lst:close()
+    return nil, "server.new: " .. tostring(aerr)
+  end
+  -- the deadlines: a sweep at most every 0.25 s (a timer per wait would cost
+  -- more on every keep-alive request than this costs in all)
+  local shortest = math.min(self.request_timeout, self.idle_timeout, self.send_timeout)
+  self.sweep_every = math.max(0.01, math.min(0.25, shortest / 4))
+  self.sweeper = self.loop:every(self.sweep_every, function() return self:_sweep() end)
+  return self
 end
 
 -- "Date: ...\r\n", refreshed at most once a second (for the connections).
@@ -237,47 +266,104 @@ local function log(self, msg)
   pcall(self.log, msg)
 end
 
--- Forget a connection and close its socket.
+-- Forget a connection and close its socket (once: the server's close and
+-- the connection's task may both come here).
 local function drop(self, c)
+  if c.dropped then return end
+  c.dropped = true
   if self.conns[c.fd] == c then
     self.conns[c.fd] = nil
     self.nconn = self.nconn - 1
-    self.poller:del(c.fd)
   end
+  local lp = self.loop
+  if not lp.closed then lp:forget_fd(c.fd) end
   c:close()
 end
 
--- Resume a connection's coroutine with a, b and act on what it waits for next.
-local function run_conn(self, c, a, b)
-  local ok, what = resume(c.co, a, b)
-  if not ok then
-    log(self, "internal error: " .. tostring(what))
-    drop(self, c)
-  elseif what == DONE then
-    drop(self, c)
-  elseif what == "again" then
-    local n = self.again_n + 1
-    self.again[n], self.again_n = c, n
-  elseif what ~= c.want then
-    if what ~= "r" and what ~= "w" then
-      log(self, "internal error: a handler yielded")
-      drop(self, c)
-    else
-      c.want = what
-      self.poller:mod(c.fd, what)
-    end
+-- The end of a connection's task (the connection's __close, however serve
+-- ended): drop it; an internal error (a bug: a handler's error is a 500) is
+-- logged with its traceback, and goes no further (the task is detached).
+function methods:_ended(c, err)
+  if err ~= nil then
+    local t = c.task
+    log(self, "internal error: " .. tostring(t and t.trace or err))
   end
+  drop(self, c)
 end
 
--- Accept what the listener has queued.
-local function accept(self)
-  local lst = self.listener
+-- After worker w's connection has ended: keep w in the server's pool and
+-- wait for the next connection `_accept` hands it (true), or leave (false)
+-- when none came within POOL_IDLE seconds, the pool is full, the server
+-- closes, or the client went away (`w.gone`: the task was cancelled then).
+local function park(w)
+  local self = w.srv
+  local n = self.nidle
+  if w.gone or self.closed or n >= POOL then return false end
+  n = n + 1
+  self.idle[n], self.nidle = w, n
+  self.loop:sleep(self._pool_idle)               -- until start interrupts it, c set
+  if w.conn then return true end
+  local idle = self.idle                         -- none came (or the server closes)
+  for i = self.nidle, 1, -1 do
+    if idle[i] == w then
+      table.remove(idle, i)
+      self.nidle = self.nidle - 1
+      break
+    end
+  end
+  return false
+end
+
+-- The task of a worker w of the server: serve its connection (w.conn), then
+-- the next ones it is handed while it is in the pool (see park). A task and
+-- its coroutine made for every connection, then thrown away, cost more than
+-- all the rest the loop does for a short connection. (A connection's end is
+-- a to-be-closed variable, not a pcall, and this frame is small: the stack
+-- of a connection waiting for its request then fits in Lua's first stack
+-- size, 1.3 kB less per idle connection.)
+local function worker(w)
+  repeat
+    do                                           -- (the pool holds no connection: see park)
+      local c = w.conn
+      w.conn = nil
+      local _ <close> = c                        -- c's end: _ended
+      serve(c)
+      w.gone = c.gone
+    end
+  until not park(w)
+end
+
+-- Serve connection c: by a worker of the pool, or a new one.
+local function start(self, c)
+  local lp = self.loop
+  local n = self.nidle
+  while n > 0 do
+    local w = self.idle[n]
+    self.idle[n], self.nidle = nil, n - 1
+    w.conn = c
+    if lp:interrupt(w.task) then                 -- it waited in the pool: c is its now
+      c.task = w.task
+      return
+    end
+    w.conn = nil                                 -- (not waiting for one: it ends)
+    n = n - 1
+  end
+  local w = { srv = self, conn = c, task = false, gone = false }
+  local t = lp:spawn(worker, w)
+  t.detached_ok = true                           -- its failure is logged by _ended, not the loop's
+  w.task, c.task = t, t
+end
+
+-- Accept what the listener has queued (the loop calls this when the
+-- listener is readable; outside any task).
+function methods:_accept()
+  local lst, lp = self.listener, self.loop
   for _ = 1, ACCEPT_BURST do
     local s, err = lst:accept()
     if not s then
       if err ~= "timeout" then           -- EMFILE and the like: pause for a moment
-        self.poller:del(self.lfd)
-        self.accept_paused = self.now + 0.1
+        lp:forget_fd(self.lfd)
+        self.accept_paused = monotime() + 0.1
       end
       return
     end
@@ -295,80 +381,68 @@ local function accept(self)
       end
       if s then
         local peer = ip and (find(ip, ":", 1, true) and "[" .. ip .. "]:" or ip .. ":") .. port or "?"
-        if self.poller:add(fd, "r") then
-          local c = connection.new(self, s, fd, peer)
-          self.conns[fd] = c
-          self.nconn = self.nconn + 1
-          run_conn(self, c, c)
-        else
-          s:close()
-        end
+        local c = connection.new(self, s, fd, peer)
+        self.conns[fd] = c
+        self.nconn = self.nconn + 1
+        start(self, c)
       end
     end
   end
 end
 
--- Wake connections whose deadline has passed (they answer 408 or close).
-local function sweep(self)
-  local now = self.now
+-- Wake the connections whose deadline has passed while they wait on their
+-- socket (they answer 408 or close); not one whose handler runs. Resume
+-- accepting after a pause.
+function methods:_sweep()
+  local now = monotime()
+  self.now = now
+  local lp = self.loop
   for _, c in pairs(self.conns) do
-    if c.deadline < now then run_conn(self, c, false) end
+    if c.io and c.deadline < now then lp:interrupt(c.task, false, "timeout") end
   end
   if self.accept_paused and now >= self.accept_paused then
     self.accept_paused = nil
-    self.poller:add(self.lfd, "r")
+    lp:watch_fd(self.lfd, "r", self.on_accept)
   end
-  self.next_sweep = now + self.sweep_every
 end
 
---- One poll round: wait up to `timeout` seconds (default: until the next
--- timeout check, at most 0.25 s) for readiness, serve what is ready, expire
--- what timed out.
+-- Raise unless called from outside every task (run/step drive the loop).
+local function outside(fname)
+  if loop.current() then error(fname .. ": not from inside a task (the loop is already running)", 3) end
+end
+
+--- One round of the server's loop: wait up to `timeout` seconds (default:
+-- until the next timeout check, at most 0.25 s) for readiness, serve what is
+-- ready, expire what timed out; other tasks of the loop run too. Not from
+-- inside a task.
 -- @tparam[opt] number timeout
--- @return true | nil, message, code (the poller failed)
+-- @return true | nil, message, code (the loop's reactor failed) | nil, err,
+-- task (a task of the loop failed and nobody joins it: see smugoauth.loop)
 function methods:step(timeout)
   if self.closed then error("attempt to use a closed smugoauth.HttpServer", 2) end
-  local now = monotime()
-  local until_sweep = self.next_sweep - now
-  if until_sweep < 0 then until_sweep = 0 end
-  if timeout == nil or timeout > until_sweep then timeout = until_sweep end
-  if self.again_n > 0 then timeout = 0 end
-  local fds, evs, n = self.poller:wait(timeout, self.fds, self.evs)
-  if not fds then return nil, evs, n end
-  self.now = monotime()
-  local conns, lfd = self.conns, self.lfd
-  for i = 1, n do
-    if self.closed then return true end          -- a handler closed the server
-    local fd = fds[i]
-    if fd == lfd then
-      accept(self)
-    else
-      local c = conns[fd]
-      if c then run_conn(self, c, true) end
-    end
-  end
-  local again_n = self.again_n
-  if again_n > 0 and not self.closed then
-    local again = self.again
-    self.again, self.again_n = self.spare or {}, 0
-    for i = 1, again_n do
-      local c = again[i]
-      again[i] = nil
-      if conns[c.fd] == c then run_conn(self, c, true) end
-    end
-    self.spare = again
-  end
-  if self.now >= self.next_sweep and not self.closed then sweep(self) end
-  return true
+  outside("step")
+  return self.loop:step(timeout)
 end
 
---- Serve until `srv:stop()` is called (typically from a handler).
--- @return true | nil, message, code (the poller failed)
+--- Serve until `srv:stop()` is called (typically from a handler), driving
+-- the server's loop (its other tasks run too). Raises the error of a task
+-- of the loop that failed with nobody joining it, as `loop:run()` does. Not
+-- from inside a task.
+-- @return true | nil, message, code (the loop's reactor failed)
 function methods:run()
+  if self.closed then error("attempt to use a closed smugoauth.HttpServer", 2) end
+  outside("run")
   self.stopped = false
+  local lp = self.loop
   while not self.stopped do
-    local ok, err, code = self:step()
-    if not ok then return nil, err, code end
+    local ok, err, x = lp:step()
+    if not ok then
+      if getmetatable(x) == loop.task_mt then
+        if type(err) == "string" and x.trace then error(x.trace, 0) end
+        error(err, 0)
+      end
+      return nil, err, x
+    end
   end
   return true
 end
@@ -383,14 +457,26 @@ function methods:connections()
   return self.nconn
 end
 
---- Close every connection, the listener and the poller (idempotent).
+--- Close every connection (a handler still running is cancelled, see
+-- `handler`) and the listener, and leave the loop (idempotent).
 function methods:close()
   if self.closed then return end
   self.closed, self.stopped = true, true
-  for _, c in pairs(self.conns) do drop(self, c) end
-  self.poller:del(self.lfd)
+  local lp = self.loop
+  self.sweeper.cancel()
+  if not lp.closed then lp:forget_fd(self.lfd) end
   self.listener:close()
-  self.poller:close()
+  for _, c in pairs(self.conns) do
+    drop(self, c)
+    c.task:cancel()
+  end
+  local idle = self.idle
+  for i = self.nidle, 1, -1 do                   -- the pool's workers end
+    local w = idle[i]
+    idle[i] = nil
+    w.task:cancel()
+  end
+  self.nidle = 0
 end
 mt.__close = methods.close
 

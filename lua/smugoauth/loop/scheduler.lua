@@ -11,8 +11,8 @@ local create, resume, running, cstatus =
 local monotime = core.monotime
 local traceback = debug.traceback
 local pack, unpack = table.pack, table.unpack
-local setmetatable, type, error, select, tostring, getmetatable =
-  setmetatable, type, error, select, tostring, getmetatable
+local setmetatable, type, error, tostring, getmetatable =
+  setmetatable, type, error, tostring, getmetatable
 local heap_push, heap_pop, heap_remove = timers.push, timers.pop, timers.remove
 
 local task_of = setmetatable({}, { __mode = "k" })   -- coroutine -> its task
@@ -73,18 +73,11 @@ local function make_ready(self, t, a, b)
   self.rtail, self.ready[n] = n, t
 end
 
--- A task ended: wake who joins it, or keep its error for step/run.
-local function finish(self, t, r)
+-- A task ended (its coroutine is dead; its body kept how in t.ok, t.results
+-- or t.err): wake who joins it, or keep its error for step/run.
+local function finish(self, t)
   t.done = true
   self.ntasks = self.ntasks - 1
-  if r[1] and r[2] then
-    t.results = pack(select(3, unpack(r, 1, r.n)))
-    t.ok = true
-  elseif r[1] then                              -- the xpcall caught an error
-    t.ok, t.err, t.trace = false, r[3], r[4]
-  else                                          -- cannot happen (xpcall inside)
-    t.ok, t.err = false, r[2]
-  end
   local joiners = t.joiners
   if joiners then
     for i = 1, #joiners do make_ready(self, joiners[i], t) end
@@ -94,39 +87,55 @@ local function finish(self, t, r)
   end
 end
 
--- Resume t with its wake values and act on how it stops.
-local function run_task(self, t, ...)
-  t.waiting = nil
-  local r = pack(resume(t.co, ...))
+-- Act on how a resume of t stopped (ok, err: what resume answered).
+local function after(self, t, ok, err)
   if cstatus(t.co) == "dead" then
-    finish(self, t, r)
+    if not ok then t.ok, t.err = false, err end  -- cannot happen (the body is under xpcall)
+    finish(self, t)
   elseif not t.waiting then                     -- a bare coroutine.yield(): run again later
     make_ready(self, t)
   end
 end
 
--- The body of every task: fn under xpcall, keeping the traceback.
-local function body(fn, ...)
-  local tb
-  local function handler(e)
-    tb = traceback(tostring(e), 2)
-    return e
+-- Resume t with its wake values (at most two: no table made per resume).
+local function run_task(self, t, a, b)
+  t.waiting = nil
+  return after(self, t, resume(t.co, a, b))
+end
+
+-- The message handler of every task's xpcall: keep the traceback in the
+-- task (no closure per task).
+local function handler(e)
+  local t = task_of[running()]
+  if t then t.trace = traceback(tostring(e), 2) end
+  return e
+end
+
+-- Keep in t how its function ended: its results, or its error.
+local function store(t, ok, ...)
+  if ok then
+    t.results, t.ok = pack(...), true
+  else
+    t.ok, t.err = false, (...)
   end
-  return (function(ok, ...)
-    if ok then return true, ... end
-    return false, (...), tb
-  end)(xpcall(fn, handler, ...))
+end
+
+-- The body of every task t: fn(...) under xpcall, how it ended kept in t.
+local function body(t, fn, ...)
+  return store(t, xpcall(fn, handler, ...))
 end
 
 --- Start a task: `loop:spawn(fn, ...)` -> task. It runs at the next round
 -- (from inside a task: when the current one yields).
 function methods:spawn(fn, ...)
   if type(fn) ~= "function" then error("spawn: a function expected", 2) end
-  local t = setmetatable({ loop = self, done = false }, task_mt)
-  t.co = create(body)
+  -- (the fields a task gets are listed, nil for now: the table is made with
+  -- room for them, not grown as they come)
+  local t = setmetatable({ loop = self, done = false, co = create(body), args = nil, waiting = nil,
+    wa = nil, wb = nil, fd = nil, timer = nil, ok = nil, results = nil }, task_mt)
   task_of[t.co] = t
   self.ntasks = self.ntasks + 1
-  local args = pack(fn, ...)
+  local args = pack(t, fn, ...)
   t.args = args
   make_ready(self, t)
   return t
@@ -143,9 +152,10 @@ local function run_ready(self)
     ready[i], self.rhead = nil, i + 1
     if t.waiting == "ready" then
       local args = t.args
-      if args then
+      if args then                               -- its first run: body(t, fn, ...)
         t.args = nil
-        run_task(self, t, unpack(args, 1, args.n))
+        t.waiting = nil
+        after(self, t, resume(t.co, unpack(args, 1, args.n)))
       else
         run_task(self, t, t.wa, t.wb)
       end

@@ -8,7 +8,8 @@
 -- /callback needs that cookie and that token (smugoauth.apps.callback's
 -- check). A second visit to the start URL aborts the login. On Linux,
 -- requests from another local user (the owner of the client socket) are
--- refused outright.
+-- refused outright. The server runs on smugoauth.loop's default loop, which
+-- the wait below steps (`srv:step`).
 -- @module smugoauth.apps.cli.login
 local core = require "smugoauth.core"
 local credentials = require "smugoauth.credentials"

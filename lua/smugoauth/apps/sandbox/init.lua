@@ -20,13 +20,21 @@
 --   GET      /_sandbox/approve?oauth_token=  test shortcut: approve, return the
 --            verifier (oob) or the callback URL it redirects to, as text
 --   ANY      /api/v2!echo   what was received (method, query, content type, body)
---   POST     /_sandbox/mode  fail429=N&retry_after=S | fail503=N | no_confirm=1
+--   POST     /_sandbox/mode  fail429=N&retry_after=S | fail503=N | no_confirm=1 |
+--                            latency=S (any of them; what is not given is cleared)
 --   GET      /_sandbox/stats JSON counters
+-- Latency (option `latency`, or `latency=S` through /_sandbox/mode): every
+-- answer but those under /_sandbox/ comes after S seconds, waited with
+-- `smugoauth.sleep` in the connection's task, so concurrent requests overlap
+-- (as they would on a slow provider). A client that goes away meanwhile
+-- cancels the wait (smugoauth.http.server): it is counted in the stats as
+-- `cancelled` (and `delayed` counts the requests that were delayed).
 -- Made of apps/sandbox/oauth.lua (the provider side of OAuth) and
 -- apps/sandbox/api.lua (the API and upload origins); this file serves them.
 -- @module smugoauth.apps.sandbox
 local core = require "smugoauth.core"
 local cjson = require "cjson.safe"
+local loop = require "smugoauth.loop"
 local server = require "smugoauth.http.server"
 local html = require "smugoauth.http.html"
 local oauth = require "smugoauth.apps.sandbox.oauth"
@@ -55,17 +63,23 @@ local mt = { __name = "smugoauth.Sandbox", __index = methods }
 --  - `tls` [nil]: luasec server parameters, to serve https.
 --  - `window` [300]: seconds a timestamp may be off.
 --  - `max_body` [256 MiB]: the largest request body (uploads).
+--  - `latency` [0]: seconds every answer but /_sandbox/'s waits (see above).
+--  - `loop` [smugoauth.loop's default loop]: the loop it serves on.
 --  - `log` [stderr]: `function(message)` for the server's faults.
 -- @tparam[opt] table opts
 -- @return sandbox | nil, message
 local function new(opts)
   opts = opts or {}
+  local latency = opts.latency
+  if latency ~= nil and (type(latency) ~= "number" or latency ~= latency or latency < 0) then
+    error("sandbox.new: option 'latency' must be a number of seconds >= 0", 2)
+  end
   local self = setmetatable({
     key = opts.key or "sandbox-key", secret = opts.secret or "sandbox-secret",
     window = opts.window or 300,
     request_tokens = {}, access_tokens = {}, nonces = {},
-    albums = {}, images = {}, mode = {}, stats = { requests = 0, verified = 0, refused = 0,
-                                                  uploads = 0, nonces = {} },
+    albums = {}, images = {}, mode = { latency = latency }, stats = { requests = 0, verified = 0,
+      refused = 0, uploads = 0, delayed = 0, cancelled = 0, nonces = {} },
     log = opts.log,
   }, mt)
   for i = 1, opts.albums or 250 do
@@ -79,7 +93,7 @@ local function new(opts)
     -- request bodies: POST and PATCH (forms, JSON, uploads) up to max_body
     body = function(req) return req.method == "POST" or req.method == "PATCH" end,
     handler = function(req) return self:handle(req) end,
-    log = opts.log,
+    log = opts.log, loop = opts.loop,
   }
   if not srv then return nil, err end
   self.server, self.port = srv, srv.port
@@ -99,8 +113,25 @@ function methods:approve(token) return oauth.approve(self, token) end
 
 local TOKEN = "/services/oauth/1.0a/"
 
---- Answer one request (the server's handler; a script may wrap it).
+local CONTROL = "/_sandbox/"
+
+--- Answer one request (the server's handler; a script may wrap it), after
+-- the latency of the mode (yielding inside a task: see the module comment).
 function methods:handle(req)
+  local path = req.path
+  local latency = self.mode.latency
+  if latency and latency > 0 and path:sub(1, #CONTROL) ~= CONTROL then
+    self.stats.delayed = self.stats.delayed + 1
+    if not loop.sleep(latency) then                -- cancelled: the client has gone
+      self.stats.cancelled = self.stats.cancelled + 1
+      return 503, { ["Content-Type"] = "text/plain" }, "cancelled\n"
+    end
+  end
+  return self:_answer(req)
+end
+
+-- The answer itself (no latency).
+function methods:_answer(req)
   local path, m = req.path, req.method
   self.stats.requests = self.stats.requests + 1
   if path == TOKEN .. "getRequestToken" and (m == "GET" or m == "POST") then
@@ -163,8 +194,10 @@ function methods:handle(req)
     return 200, { ["Content-Type"] = "text/plain" }, redirect or verifier
   elseif path == "/_sandbox/mode" and m == "POST" then
     local f = req:form()
+    local latency = tonumber(f.latency)
+    if latency and (latency ~= latency or latency < 0 or latency > 3600) then latency = nil end
     self.mode = { fail429 = tonumber(f.fail429), fail503 = tonumber(f.fail503),
-                  retry_after = f.retry_after, no_confirm = f.no_confirm == "1" }
+                  retry_after = f.retry_after, no_confirm = f.no_confirm == "1", latency = latency }
     return 200, { ["Content-Type"] = "text/plain" }, "ok\n"
   elseif path == "/_sandbox/stats" then
     return json(200, self.stats)

@@ -51,14 +51,15 @@ local function gone_within(pid, seconds)
   return true
 end
 
-local START_OPTS = { key = "string", secret = "string", albums = "number", args = "table",
-                     lua = "string", script = "string", timeout = "number" }
+local START_OPTS = { key = "string", secret = "string", albums = "number", latency = "number",
+                     args = "table", lua = "string", script = "string", timeout = "number" }
 
 --- Start a sandbox in a child process.
 -- Options (all optional):
 --
 --   key ("sandbox-key"), secret ("sandbox-secret")  the consumer it accepts
 --   albums (250)                   albums of its user "tester"
+--   latency (0)                    seconds every answer waits (--latency; `mode` changes it)
 --   args ({})                      more arguments for the script
 --   lua ("lua5.4")                 the interpreter
 --   script ("examples/sandbox.lua") the script, relative to the working directory
@@ -80,6 +81,7 @@ local function start(opts)
   local argv = { opts.lua or "lua5.4", opts.script or "examples/sandbox.lua", "--port", "0",
                  "--key", self.key, "--secret", self.secret }
   if opts.albums then argv[#argv + 1] = "--albums"; argv[#argv + 1] = ("%d"):format(opts.albums) end
+  if opts.latency then argv[#argv + 1] = "--latency"; argv[#argv + 1] = ("%.17g"):format(opts.latency) end
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = tostring(a) end
   for i, a in ipairs(argv) do argv[i] = q(a) end
   -- popen's shell prints its pid and becomes the sandbox, which stays our
@@ -133,8 +135,8 @@ function methods:approve(token)
 end
 
 --- Set the fault modes for the next API calls, e.g. `{ fail429 = 2,
--- retry_after = 0 }`, `{ fail503 = 1 }`, `{ no_confirm = 1 }`; `{}` clears
--- them. Returns true.
+-- retry_after = 0 }`, `{ fail503 = 1 }`, `{ no_confirm = 1 }`, `{ latency =
+-- 0.5 }` (seconds every answer waits); `{}` clears them. Returns true.
 -- @tab m the modes
 function methods:mode(m)
   local names, parts = {}, {}

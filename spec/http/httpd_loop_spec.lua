@@ -1,0 +1,348 @@
+-- httpd_loop_spec.lua -- smugoauth.http.server on the one event loop
+-- (smugoauth.loop), in this process: servers and their clients are tasks of
+-- one loop (so the C paths run under ASan and valgrind too).
+--
+-- A handler runs inside its connection's task and may yield (a sleep, a
+-- request of the library): the other connections are served meanwhile; a
+-- client that goes away cancels what the handler waits for (its upstream
+-- request returns nil, err code "cancelled", and the upstream sees its
+-- connection dropped at once); a hung upstream fails with the client's
+-- timeout while everything else is served; handler errors are still 500.
+--
+-- Most tests put the server on the default loop (no `loop` option) and
+-- drive it with srv:step, stepping the loop as well when the server is not
+-- on it (`drive`): the same test then runs against a server that is not on
+-- the loop, and shows what this fixed.
+local socket = require "socket"
+local core = require "smugoauth.core"
+local loop = require "smugoauth.loop"
+local smugoauth = require "smugoauth"
+local httpd = require "smugoauth.http.server"
+local lc = require "support.loop_client"
+
+-- Under valgrind (make valgrind sets SMUGOAUTH_SLOW) time bounds scale by it.
+local SLOW = tonumber(os.getenv("SMUGOAUTH_SLOW") or "") or 1
+local now = core.monotime
+
+local function url(srv, path) return "http://127.0.0.1:" .. srv.port .. path end
+
+-- Run fn as a task of the default loop while serving srv, until fn is done
+-- (at most `limit` seconds): fn's results; its error is raised.
+local function drive(srv, limit, fn)
+  local L = loop.default()
+  local t = L:spawn(fn)
+  local deadline = now() + limit
+  while not t.done do
+    assert(now() < deadline, "not done within " .. limit .. " s")
+    local ok, err, failed = srv:step(0.01)
+    if not ok then error(type(failed) == "table" and failed.trace or err, 0) end
+    if srv.loop ~= L then assert(L:step(0)) end     -- (a server not on the loop: drive both)
+  end
+  if not t.ok then error(t.trace or t.err, 0) end
+  return table.unpack(t.results, 1, t.results.n)
+end
+
+-- Close srv and let the default loop finish what it cancelled.
+local function close(srv)
+  srv:close()
+  local L = loop.default()
+  for _ = 1, 20 do
+    if L:tasks() == 0 then break end
+    L:step(0)
+  end
+end
+
+-- A listener that accepts nothing and answers nothing (a hung upstream:
+-- the kernel completes the connection, the request waits forever).
+local function hung_upstream()
+  local l = assert(socket.bind("127.0.0.1", 0))
+  local _, port = l:getsockname()
+  return l, tonumber(port)
+end
+
+-- A session of a client whose API is at origin.
+local function session_for(origin, extra)
+  local o = { key = "k", secret = "s", oauth_origin = origin, api_origin = origin, upload_origin = origin }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  local c = smugoauth.new(o)
+  return c:session("t", "ts"), c
+end
+
+describe("httpd on the event loop", function()
+  local srv, logged
+
+  before_each(function() logged = {} end)
+  after_each(function()
+    if srv then close(srv) end
+    srv = nil
+  end)
+
+  local function log(m) logged[#logged + 1] = m end
+
+  it("serves other connections while a handler waits (a sleep yields); errors after a yield are 500", function()
+    local fast_sock, sent_at
+    srv = assert(httpd.new { log = log, handler = function(req)
+      if req.path == "/slow" then
+        -- another client's request is on its way before this handler waits
+        assert(fast_sock:send("GET /fast HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+        sent_at = now()
+        assert(smugoauth.sleep(0.5))
+        return 200, nil, ("slept %.2f"):format(now() - sent_at)
+      end
+      if req.path == "/boom" then
+        smugoauth.sleep(0.05)
+        error("boom after a yield")
+      end
+      return 200, nil, "fast"
+    end })
+    fast_sock = lc.raw(srv.port, "")
+    local slow, fast, fast_took, boom = drive(srv, 10 * SLOW, function()
+      local L = loop.current()
+      local ts = loop.spawn(function() return lc.get(L, url(srv, "/slow")) end)
+      local tb = loop.spawn(function() return lc.get(L, url(srv, "/boom")) end)
+      while not sent_at do smugoauth.sleep(0.01) end
+      local raw = lc.read_all(L, fast_sock, 5 * SLOW)
+      local took = now() - sent_at
+      local _, s = ts:join()
+      local _, b = tb:join()
+      return s, raw, took, b
+    end)
+    fast_sock:close()
+    assert.matches("^HTTP/1%.1 200 OK\r\n.*\r\n\r\nfast$", fast)
+    assert(fast_took < 0.2 * SLOW, ("GET /fast took %.3f s while /slow's handler slept"):format(fast_took))
+    assert.equal(200, slow.status)
+    assert.matches("^slept 0%.[5-9]", slow.body)
+    assert.equal(500, boom.status)
+    assert.matches("handler error: .*boom after a yield", logged[1])
+  end)
+
+  it("cancels a waiting handler when its client goes away; the next one is served", function()
+    local woke
+    srv = assert(httpd.new { log = log, handler = function(req)
+      if req.path == "/hang" then
+        local t0 = now()
+        local ok = smugoauth.sleep(5)
+        woke = { ok = ok, after = now() - t0 }
+      end
+      return 200, nil, "done"
+    end })
+    drive(srv, 10 * SLOW, function()
+      local s = lc.raw(srv.port, "GET /hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      smugoauth.sleep(0.2)                         -- the handler is asleep
+      s:close()                                    -- the browser leaves
+      local deadline = now() + 3 * SLOW
+      while not woke and now() < deadline do smugoauth.sleep(0.02) end
+    end)
+    assert.is_table(woke, "the handler was not woken")
+    assert.is_false(woke.ok)                       -- its sleep was cancelled
+    assert(woke.after < 1 * SLOW, ("the handler woke after %.2f s"):format(woke.after))
+    local res = drive(srv, 5 * SLOW, function() return lc.get(loop.current(), url(srv, "/")) end)
+    assert.equal("done", res.body)
+    assert.same({}, logged)
+  end)
+
+  it("cancels the upstream request of a client that goes away: nil, err code cancelled, dropped upstream", function()
+    local l, up = hung_upstream()
+    finally(function() l:close() end)
+    local api, client = session_for("http://127.0.0.1:" .. up, { timeout = 20, retry = false })
+    finally(function() api:close() client:close() end)
+    local got
+    srv = assert(httpd.new { log = log, handler = function()
+      local t0 = now()
+      local res, err = api:get("/api/v2!authuser")
+      got = { res = res, err = err, after = now() - t0 }
+      return 502, nil, "upstream failed"
+    end })
+    drive(srv, 10 * SLOW, function()
+      local s = lc.raw(srv.port, "GET /up HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      smugoauth.sleep(0.3)                         -- the upstream request is in flight
+      s:close()
+      local deadline = now() + 5 * SLOW
+      while not got and now() < deadline do smugoauth.sleep(0.02) end
+    end)
+    assert.is_table(got, "the handler's request did not return")
+    assert.is_nil(got.res)
+    assert.equal("cancelled", got.err.code)
+    assert(got.after < 1.5 * SLOW, ("the request returned after %.2f s"):format(got.after))
+    -- the upstream side: the connection came, and it is closed already
+    l:settimeout(1)
+    local c = assert(l:accept())
+    c:settimeout(2)
+    local head, err = c:receive("*a")
+    c:close()
+    assert.matches("^GET /api/v2!authuser HTTP/1%.1\r\n", head or "", nil, false, tostring(err))
+  end)
+
+  it("keeps the bytes of a next pipelined request that arrive while a handler waits", function()
+    srv = assert(httpd.new { log = log, handler = function(req)
+      if req.path == "/slow" then smugoauth.sleep(0.3) end
+      return 200, { ["Content-Type"] = "text/plain" }, "answer " .. req.path
+    end })
+    local got = drive(srv, 10 * SLOW, function()
+      local s = lc.raw(srv.port, "GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      smugoauth.sleep(0.1)                         -- in /slow's handler: the next request comes
+      assert(s:send("GET /second HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+      local raw = lc.read_all(loop.current(), s, 5 * SLOW)
+      s:close()
+      return raw
+    end)
+    local first = got:find("answer /slow", 1, true)
+    local second = got:find("answer /second", 1, true)
+    assert.truthy(first, got)
+    assert.truthy(second, got)
+    assert.truthy(first < second)
+    assert.equal(2, select(2, got:gsub("HTTP/1%.1 200 OK", "")))
+  end)
+
+  it("fails a hung upstream with the client's timeout while GET / is served meanwhile", function()
+    local l, up = hung_upstream()
+    finally(function() l:close() end)
+    local api, client = session_for("http://127.0.0.1:" .. up, { timeout = 1 })
+    finally(function() api:close() client:close() end)
+    srv = assert(httpd.new { log = log, handler = function(req)
+      if req.path == "/up" then
+        local res, err = api:get("/api/v2!authuser")
+        if res then return 200, nil, "?" end
+        return 502, nil, err.code
+      end
+      return 200, nil, "home"
+    end })
+    local up_res, homes = drive(srv, 15 * SLOW, function()
+      local tu = loop.spawn(function() return lc.get(loop.current(), url(srv, "/up")) end)
+      local list = {}
+      while tu:status() == "running" do
+        local r = assert(lc.get(loop.current(), url(srv, "/")))
+        list[#list + 1] = r
+        smugoauth.sleep(0.05)
+      end
+      local _, r = tu:join()
+      return r, list
+    end)
+    assert.equal(502, up_res.status)
+    assert.equal("timeout", up_res.body)
+    assert(up_res.took >= 0.9 and up_res.took < 1 + 1 * SLOW, ("/up took %.2f s"):format(up_res.took))
+    assert(#homes >= 5, "GET / answered " .. #homes .. " times meanwhile")
+    for _, r in ipairs(homes) do
+      assert.equal("home", r.body)
+      assert(r.took < 0.1 * SLOW, ("GET / took %.3f s"):format(r.took))
+    end
+  end)
+end)
+
+describe("httpd on a loop of its own (option loop)", function()
+  it("registers with the loop given; several servers and client tasks share it", function()
+    local L = assert(loop.new())
+    local a = assert(httpd.new { loop = L, handler = function() smugoauth.sleep(0.2) return 200, nil, "a" end })
+    local b = assert(httpd.new { loop = L, handler = function() return 200, nil, "b" end })
+    assert.equal(L, a.loop)
+    local ra, rb = lc.call(L, 10 * SLOW, function()
+      local ta = L:spawn(function() return lc.get(L, url(a, "/")) end)
+      local r2 = assert(lc.get(L, url(b, "/")))
+      local _, r1 = ta:join()
+      return r1, r2
+    end)
+    assert.equal("a", ra.body)
+    assert.equal("b", rb.body)
+    assert(rb.took < 0.15 * SLOW, ("b answered in %.3f s while a's handler slept"):format(rb.took))
+    -- srv:run() drives the whole loop: b serves while a runs, until a handler stops a
+    b.handler = function() a:stop() return 200, nil, "stopping a" end
+    local t = L:spawn(function() return lc.get(L, url(b, "/")) end)
+    assert.is_true(a:run())
+    assert.equal("stopping a", select(2, t:join()).body)
+    a:close()
+    b:close()
+    for _ = 1, 50 do                               -- closed: their tasks end (those in the pool too)
+      if L:tasks() == 0 then break end
+      assert(L:step(0.01))
+    end
+    assert.equal(0, L:tasks())
+    L:close()
+  end)
+
+  it("serves new connections with the tasks of ended ones (a pool), which end when unused", function()
+    local L = assert(loop.new())
+    local tasks = {}
+    local srv = assert(httpd.new { loop = L, handler = function(req)
+      local _, t = loop.current()
+      tasks[#tasks + 1] = t
+      return 200, nil, req.path
+    end })
+    srv._pool_idle = 0.3
+    lc.call(L, 10 * SLOW, function()
+      for i = 1, 3 do                              -- one after another, each on its own connection
+        local s = lc.raw(srv.port, "GET /" .. i .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert.matches("\r\n\r\n/" .. i .. "$", lc.read_all(L, s, 3 * SLOW))
+        s:close()
+        while srv:connections() > 0 do smugoauth.sleep(0.01) end
+      end
+    end)
+    assert.equal(3, #tasks)
+    assert.equal(tasks[1], tasks[2])               -- the first connection's task served the others
+    assert.equal(tasks[1], tasks[3])
+    local deadline = now() + 3 * SLOW              -- unused for _pool_idle: it ends
+    while L:tasks() > 0 and now() < deadline do assert(L:step(0.05)) end
+    assert.equal(0, L:tasks())
+    srv:close()
+    L:close()
+  end)
+
+  it("cancels the waiting handlers when it is closed", function()
+    local L = assert(loop.new())
+    local woke
+    local srv = assert(httpd.new { loop = L, handler = function()
+      woke = smugoauth.sleep(5)
+      return 200, nil, "late"
+    end })
+    local s = lc.raw(srv.port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    local deadline = now() + 5 * SLOW
+    while srv:connections() == 0 and now() < deadline do assert(L:step(0.01)) end
+    for _ = 1, 5 do assert(L:step(0.01)) end     -- its handler is asleep
+    srv:close()
+    while woke == nil and now() < deadline do assert(L:step(0.01)) end
+    assert.is_false(woke)
+    assert.equal(0, L:tasks())
+    s:settimeout(2)
+    assert.equal("closed", select(2, s:receive("*a")))
+    s:close()
+    L:close()
+  end)
+
+  it("logs an internal error with its traceback, drops that connection and goes on serving", function()
+    local L = assert(loop.new())
+    local logged = {}
+    local srv = assert(httpd.new { loop = L, log = function(m) logged[#logged + 1] = m end,
+                                   handler = function() return 200, nil, "ok" end })
+    local date = srv._date
+    srv._date = function() error("internal boom") end   -- a bug in the server itself
+    local raw = lc.call(L, 5 * SLOW, function()
+      local s = lc.raw(srv.port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      local got = lc.read_all(L, s, 3 * SLOW)
+      s:close()
+      return got
+    end)
+    assert.equal("", raw)                          -- closed, no answer
+    assert.matches("^internal error: .*internal boom.*stack traceback", logged[1])
+    assert.equal(0, srv:connections())
+    srv._date = date
+    local res = lc.call(L, 5 * SLOW, function() return lc.get(L, url(srv, "/")) end)
+    assert.equal("ok", res.body)
+    srv:close()
+    L:close()
+  end)
+
+  it("raises on misuse: a loop that is not one, or closed; run or step from inside a task", function()
+    local h = function() return 200 end
+    assert.has_error(function() httpd.new { handler = h, loop = {} } end)
+    local L = assert(loop.new())
+    local srv = assert(httpd.new { handler = h, loop = L })
+    assert.has_error(function()
+      L:call(function() srv:step(0) end)
+    end, nil)
+    local ok, err = pcall(L.call, L, function() return srv:run() end)
+    assert.is_false(ok)
+    assert.matches("not from inside a task", err)
+    srv:close()
+    L:close()
+    assert.has_error(function() httpd.new { handler = h, loop = L } end)
+  end)
+end)
