@@ -211,7 +211,10 @@ static int l_list_dir(lua_State *L) {
   fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
   if (fd < 0) {
     err = errno;
-    if (nofollow && err == ELOOP) return so_fail(L, "io", "%s: a symbolic link (not followed)", path);
+    struct stat st;
+    /* O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR (Linux) or ELOOP */
+    if (nofollow && (err == ELOOP || err == ENOTDIR) && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+      return so_fail(L, "io", "%s: a symbolic link (not followed)", path);
     return so_fail(L, err == ENOENT ? "missing" : "io", "%s: cannot open the directory: %s", path,
                    strerror(err));
   }
