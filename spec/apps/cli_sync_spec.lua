@@ -1,0 +1,230 @@
+--- `smugoauth sync` against the sandbox: bin/smugoauth as a real process
+-- (lines in a pipe, the summary, --json, --dry-run, --tree, exit statuses,
+-- failures listed at the end) and cli.main in-process for the progress
+-- display on a "terminal". The progress display itself
+-- (smugoauth.apps.cli.progress) is driven with a fake clock.
+local sandbox = require "support.sandbox"
+local cli = require "smugoauth.apps.cli"
+local progress = require "smugoauth.apps.cli.progress"
+local json = require "smugoauth.json"
+local cjson = require "cjson.safe"
+local files = require "support.files"
+local proc = require "support.proc"
+
+local q = proc.q
+local write_file = files.write_file
+
+local ENV = "env -u SMUGOAUTH_DEBUG -u SMUGOAUTH_CONFIG -u SMUGOAUTH_CREDENTIALS -u SMUGOAUTH_API_ORIGIN " ..
+            "-u SMUGOAUTH_OAUTH_ORIGIN -u SMUGOAUTH_UPLOAD_ORIGIN -u DISPLAY -u WAYLAND_DISPLAY "
+
+local function sink()
+  local parts = {}
+  return {
+    write = function(self, ...)
+      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+      return self
+    end,
+    flush = function() end,
+    text = function() return table.concat(parts) end,
+  }
+end
+
+local function lines_of(s)
+  local t = {}
+  for l in s:gmatch("[^\n]+") do t[#t + 1] = l end
+  return t
+end
+
+describe("smugoauth sync", function()
+  local sb, tmp, config, creds, api
+  setup(function()
+    sb = sandbox.start { albums = 6, args = { "--fixture", "albums,tree" } }
+    tmp = files.tmpdir()
+    config = tmp .. "/config.json"
+    creds = tmp .. "/credentials.json"
+    write_file(config, json.compact { key = sb.key, secret = sb.secret, oauth_origin = sb.origin,
+                                      api_origin = sb.origin, upload_origin = sb.origin })
+    local at, ats, c = sb:authorize()
+    assert(c:save_credentials(at, ats, creds))
+    api = c:session(at, ats)
+  end)
+  teardown(function()
+    if api then api:close() end
+    if sb then sb:stop() end
+    if tmp then os.execute("rm -rf " .. q(tmp)) end
+  end)
+
+  local function smug(args)
+    local full = { "--config", config, "--credentials", creds }
+    for _, a in ipairs(args) do full[#full + 1] = a end
+    return proc.run(ENV .. "timeout 60 bin/smugoauth " .. proc.words(full), { timeout = 70 })
+  end
+
+  local function folder(name, n, seed)
+    local d = tmp .. "/" .. name
+    assert(os.execute("mkdir -p " .. q(d)))
+    for i = 1, n do write_file(("%s/p%02d.jpg"):format(d, i), ("photo %d of %s %d\n"):format(i, name, seed)) end
+    return d
+  end
+
+  it("uploads, one line per upload on stdout, the summary on stderr; again: nothing", function()
+    local d = folder("plain", 3, 1)
+    local up = sb:stats().uploads
+    local rc, out, err = smug { "sync", d, "K0001" }
+    assert.equal(0, rc, err)
+    assert.same({ "uploaded p01.jpg (17 B)", "uploaded p02.jpg (17 B)", "uploaded p03.jpg (17 B)" },
+                (function() local t = lines_of(out) table.sort(t) return t end)())
+    assert.matches("^sync: 3 uploaded %(51 B%), 0 already there, 0 failed, in [%d.]+ s\n$", err)
+    assert.equal(up + 3, sb:stats().uploads)
+    rc, out, err = smug { "sync", d, "/api/v2/album/K0001" }
+    assert.equal(0, rc)
+    assert.equal("", out)
+    assert.matches("^sync: 0 uploaded %(0 B%), 3 already there, 0 failed", err)
+    assert.equal(up + 3, sb:stats().uploads)
+  end)
+
+  it("--json prints the summary as JSON and no upload lines", function()
+    local d = folder("json", 2, 2)
+    local rc, out = smug { "sync", "--json", d, "K0002", "--jobs", "2" }
+    assert.equal(0, rc)
+    local s = assert(cjson.decode(out))
+    assert.is_true(s.ok)
+    assert.equal(2, s.uploaded)
+    assert.equal("album K0002", s.target)
+    assert.same({}, s.failures)
+  end)
+
+  it("--dry-run lists what would be uploaded and uploads nothing", function()
+    local d = folder("dry", 2, 3)
+    local up = sb:stats().uploads
+    local rc, out, err = smug { "sync", "-n", d, "K0003" }
+    assert.equal(0, rc)
+    assert.same({ "would upload p01.jpg (17 B) to Album 3", "would upload p02.jpg (17 B) to Album 3" }, lines_of(out))
+    assert.matches("^sync: 2 to upload %(34 B%)", err)
+    assert.equal(up, sb:stats().uploads)
+  end)
+
+  it("--tree: creates the folders and albums once, reuses them after", function()
+    local d = tmp .. "/tree"
+    folder("tree/2024/Italy", 2, 4)
+    folder("tree/2024/Spain", 1, 5)
+    folder("tree/Existing", 1, 6)
+    local rc, out, err = smug { "sync", "--tree", d, "Sync/Trips" }
+    assert.equal(0, rc, err)
+    local created = {}
+    for _, l in ipairs(lines_of(out)) do
+      if l:match("^created ") then created[#created + 1] = l end
+    end
+    assert.same({ "created folder Sync/Trips", "created folder Sync/Trips/2024", "created album Sync/Trips/2024/Italy",
+                  "created album Sync/Trips/2024/Spain", "created album Sync/Trips/Existing" }, created)
+    assert.matches("created 2 folder%(s%) and 3 album%(s%)", err)
+    rc, out, err = smug { "sync", "--tree", d, "Sync/Trips" }
+    assert.equal(0, rc)
+    assert.equal("", out)
+    assert.is_nil(err:find("created", 1, true))
+    -- an album that was there already is used: Sync > Existing (the fixture's AlbExisting)
+    rc, out, err = smug { "sync", "--tree", tmp .. "/tree", "Sync/" }
+    assert.equal(0, rc, err)
+    assert.matches("created folder Sync/2024\n", out)
+    assert.is_nil(out:find("created album Sync/Existing", 1, true))
+    local names = {}
+    for img in api:each("/api/v2/album/AlbExisting!images") do names[#names + 1] = img.FileName end
+    table.sort(names)
+    assert.same({ "existing.jpg", "p01.jpg" }, names)
+  end)
+
+  it("usage errors exit 2 and upload nothing", function()
+    local d = folder("usage", 1, 7)
+    local up = sb:stats().uploads
+    for _, args in ipairs {
+      { "sync", d }, { "sync", d, "Some/Folder" }, { "sync", d, "K0001", "--jobs", "0" },
+      { "sync", d, "K0001", "--jobs", "x" }, { "sync", d, "K0001", "--privacy", "public" },
+      { "sync", "--tree", d, "F", "--privacy", "secret" }, { "sync", tmp .. "/nothing", "K0001" },
+      { "sync", d, "K0001", "--timeout", "-1" },
+    } do
+      local rc, out, err = smug(args)
+      assert.equal(2, rc, table.concat(args, " ") .. ": " .. err)
+      assert.equal("", out)
+      assert.matches("^smugoauth: sync: [^\n]*\n$", err)
+    end
+    assert.equal(up, sb:stats().uploads)
+  end)
+
+  it("an album that is not there: exit 1, one line", function()
+    local d = folder("noalbum", 1, 8)
+    local rc, out, err = smug { "sync", d, "NOSUCH" }
+    assert.equal(1, rc)
+    assert.equal("", out)
+    assert.matches("^smugoauth: sync: [^\n]*404[^\n]*\n$", err)
+  end)
+
+  it("failures are listed at the end with their reason; exit 1; the next run retries them", function()
+    local d = folder("fails", 4, 9)
+    -- the album goes away while the uploads run (each answer takes 0.3 s)
+    local res = assert(api:post("/api/v2/folder/user/tester!albums", { json = { Name = "Doomed" } }))
+    local key = res:json().Response.Album.AlbumKey
+    sb:mode { latency = 0.3 }
+    local h = proc.spawn(ENV .. "timeout 60 bin/smugoauth " .. proc.words { "--config", config, "--credentials",
+      creds, "sync", d, key, "--jobs", "1" })
+    local up = sb:stats().uploads
+    assert(files.wait_for(function() return sb:stats().uploads > up end, 30))
+    sb:mode {}
+    assert(api:delete("/api/v2/album/" .. key))
+    local rc = h:wait(30)
+    local out, err = h:stdout(), h:stderr()
+    h:close()
+    assert.equal(1, rc, err)
+    assert.equal(1, #lines_of(out))
+    local fails = {}
+    for l in err:gmatch("smugoauth: sync: (p%d%d%.jpg): [^\n]*album not found[^\n]*\n") do fails[#fails + 1] = l end
+    assert.same({ "p02.jpg", "p03.jpg", "p04.jpg" }, fails)
+    assert.matches("1 uploaded %(17 B%), 0 already there, 3 failed", err)
+  end)
+
+  it("on a terminal: a progress block on stderr, erased at the end", function()
+    local d = folder("tty", 3, 10)
+    local out, err = sink(), sink()
+    local rc = cli.main({ "--config", config, "--credentials", creds, "sync", d, "K0004" }, {
+      stdout = out, stderr = err, isatty = function() return true end,
+      getenv = function() return nil end })
+    assert.equal(0, rc, err.text())
+    local e = err.text()
+    assert.matches("uploading %d/3 files", e)
+    assert.matches("\27%[J", e)                    -- erased before each line and at the end
+    assert.matches("uploaded p01%.jpg", out.text())
+    assert.matches("\27%[Jsync: 3 uploaded", e)
+  end)
+end)
+
+describe("the progress display", function()
+  it("draws files, bytes, rate, time left and the files in flight; redraws in place", function()
+    local t, written = 0, {}
+    local p = progress.new(function(...) written[#written + 1] = table.concat({ ... }) end,
+                           { verb = "uploading", now = function() return t end, shown = 2 })
+    p:total(4, 4 * 1048576)
+    p:start("a", "a.jpg", 1048576)
+    p:start("b", "b\27[31m.jpg", 1048576)
+    p:start("c", ("long"):rep(30) .. ".jpg", 1048576)
+    t = 2
+    p:update("a", 524288)
+    local lines = p:lines()
+    assert.equal("uploading 0/4 files, 512.0 KiB of 4.0 MiB, 256.0 KiB/s, 0:14 left", lines[1])
+    assert.matches("^  a%.jpg +1%.0 MiB  50%%$", lines[2])
+    assert.matches("^  b\\x1b%[31m%.jpg", lines[3])          -- made safe for the terminal
+    assert.equal("  ... and 1 more", lines[4])
+    p:done("a", true)
+    p:done("b", false)
+    lines = p:lines()
+    assert.matches("^uploading 1/4 files, 1%.0 MiB of 4%.0 MiB, 1 failed", lines[1])
+    assert.matches("^  longlong.*%.%.%..*%.jpg +1%.0 MiB   0%%$", lines[2])
+    assert.is_true(#lines[2] <= 78)
+    -- each draw first erases the block drawn before (up its lines, clear down)
+    local n = #written
+    p:draw(true)
+    assert.equal("\r\27[1A\27[J", written[n + 1])
+    p:finish()
+    assert.equal("\r\27[1A\27[J", written[#written])
+    assert.equal("1:01:01", progress.clock(3661))
+    assert.equal("512 B", progress.human(512))
+  end)
+end)
