@@ -80,8 +80,7 @@ local function resolve(rem, groups, o, s)
     for _, g in ipairs(groups) do g.album, g.sa = album, s.albums[1] end
     return true
   end
-  local base, err = rem:folder(names_of(o.folder))
-  if not base then return nil, err end
+  local mapped = 0
   for _, g in ipairs(groups) do
     if g.rel == "" or g.parent_of_media then
       g.skip = true
@@ -90,6 +89,14 @@ local function resolve(rem, groups, o, s)
         "of a folder without subfolders go to the album of its name)"):format(#g.files,
         g.rel == "" and "the top folder" or g.rel)
     else
+      mapped = mapped + 1
+    end
+  end
+  if mapped == 0 then return true end             -- nothing to put anywhere: nothing is created
+  local base, err = rem:folder(names_of(o.folder))
+  if not base then return nil, err end
+  for _, g in ipairs(groups) do
+    if not g.skip then
       local names = names_of(g.rel)
       local album_name = table.remove(names)
       local parent, album, perr = base, nil, nil
