@@ -20,7 +20,7 @@
 static const luaL_Reg mod[] = {
   {"sign", so_open_sign},               /* sign, base_string, percent_*, parse_form, nonce */
   {"signer", so_open_signer},           /* signer and the Signer class */
-  {"crypto", so_open_crypto},           /* hmac, digest(_file), equal, random_bytes, b64 */
+  {"crypto", so_open_crypto},           /* hmac, digest(_file, _new), equal, random_bytes, b64 */
   {"http", so_open_http},               /* http_new and the Http class */
   {"http_multi", so_open_http_multi},   /* Http:many */
   {"poll", so_open_poll},               /* poller, monotime */

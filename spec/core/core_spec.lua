@@ -22,8 +22,9 @@ describe("smugoauth.core", function()
     table.sort(names)
     assert.are.same({
       "b64decode", "b64encode", "base_string", "commit", "cookie_key_file", "cookie_max_payload",
-      "cookie_open", "cookie_seal", "digest", "digest_file", "equal", "file_mode", "file_size", "getuid",
-      "hmac", "http_new", "isatty", "list_dir", "mkdir_private", "monotime", "nonce", "parse_form", "percent_decode",
+      "cookie_open", "cookie_seal", "digest", "digest_file", "digest_new", "equal", "file_mode", "file_size",
+      "getuid", "hmac", "http_new", "isatty", "list_dir", "mkdir_private", "monotime", "nonce", "parse_form",
+      "percent_decode",
       "percent_encode", "poller", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer",
       "version", "write_private",
     }, names)
@@ -39,7 +40,8 @@ describe("smugoauth.core", function()
     local h = core.http_new()
     local p = assert(core.poller())
     local r = assert(core.reactor())
-    for _, o in ipairs { s, h, p, r } do
+    local d = assert(core.digest_new("md5"))
+    for _, o in ipairs { s, h, p, r, d } do
       local mt = getmetatable(o)
       assert.matches("^smugoauth%.%u%a+$", mt.__name)
       assert.is_function(mt.__index.close)
@@ -52,6 +54,24 @@ describe("smugoauth.core", function()
     assert.has_error(function() s:authorization("GET", "http://h/") end, "attempt to use a closed smugoauth.Signer")
     assert.has_error(function() h:request { url = "http://127.0.0.1/" } end, "attempt to use a closed smugoauth.Http")
     assert.has_error(function() p:wait(0) end, "attempt to use a closed smugoauth.Poller")
+    assert.has_error(function() d:update("x") end, "attempt to use a closed smugoauth.Digest")
+  end)
+
+  it("digest_new: a digest fed piece by piece is the digest of the whole; final closes it", function()
+    local whole = {}
+    for i = 1, 300 do whole[i] = ("%d:"):format(i):rep(i % 7 + 1) end
+    for _, name in ipairs { "md5", "sha1", "sha256", "sha512" } do
+      local d = assert(core.digest_new(name))
+      assert.matches("^smugoauth%.Digest %(", tostring(d))
+      for i = 1, #whole do assert.are.equal(d, d:update(whole[i])) end
+      d:update("")
+      assert.are.equal(core.digest(name, table.concat(whole)), d:final())
+      assert.are.equal("smugoauth.Digest (closed)", tostring(d))
+      assert.has_error(function() d:final() end, "attempt to use a closed smugoauth.Digest")
+    end
+    assert.are.equal(core.digest("md5", ""), assert(core.digest_new("md5")):final())
+    assert.has_error(function() core.digest_new("md4") end)
+    assert.has_error(function() core.digest_new("md5"):update({}) end)
   end)
 end)
 

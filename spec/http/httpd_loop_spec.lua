@@ -346,3 +346,206 @@ describe("httpd on a loop of its own (option loop)", function()
     assert.has_error(function() httpd.new { handler = h, loop = L } end)
   end)
 end)
+
+describe("httpd streamed bodies (the handler's body is a function)", function()
+  -- pieces of a body that is never whole in memory: i-th piece of `n` bytes
+  local function piece(i, n) return (("%07d "):format(i)):rep(n // 8 + 1):sub(1, n) end
+  local function whole(count, n)
+    local t = {}
+    for i = 1, count do t[i] = piece(i, n) end
+    return table.concat(t)
+  end
+  -- a source of `count` pieces of n bytes, sleeping `pause` between them
+  -- (0: no yield), ending after `stop_at` pieces when given
+  local function source(count, n, pause, stop_at)
+    local i = 0
+    return function()
+      i = i + 1
+      if i > count or (stop_at and i > stop_at) then return nil end
+      if pause > 0 then smugoauth.sleep(pause) end
+      return piece(i, n)
+    end
+  end
+
+  local L, srv, logged
+  before_each(function()
+    logged = {}
+    L = assert(loop.new())
+  end)
+  after_each(function()
+    if srv then srv:close() end
+    srv = nil
+    for _ = 1, 50 do
+      if L:tasks() == 0 then break end
+      L:step(0.01)
+    end
+    L:close()
+  end)
+  local function serve(handler)
+    srv = assert(httpd.new { loop = L, log = function(m) logged[#logged + 1] = m end, handler = handler })
+  end
+
+  it("sends the pieces with their Content-Length, yielding between them; others are served meanwhile", function()
+    serve(function(req)
+      if req.path == "/quick" then return 200, nil, "quick" end
+      return 200, { ["Content-Length"] = 40 * 1000 }, source(40, 1000, 0.01)
+    end)
+    local slow, quick = lc.call(L, 10 * SLOW, function()
+      local t = L:spawn(function() return lc.get(L, url(srv, "/stream")) end)
+      smugoauth.sleep(0.05)                        -- the stream is under way
+      local q = assert(lc.get(L, url(srv, "/quick")))
+      local _, s = t:join()
+      return s, q
+    end)
+    assert.equal(200, slow.status)
+    assert.equal("40000", lc.header(slow, "content-length"))
+    assert.is_nil(lc.header(slow, "transfer-encoding"))
+    assert.equal(whole(40, 1000), slow.body)
+    assert.equal("quick", quick.body)
+    assert(quick.took < 0.2 * SLOW, ("GET /quick took %.3f s during a stream"):format(quick.took))
+    assert.same({}, logged)
+  end)
+
+  it("without a Content-Length: chunked (1.1), then the next request on the same connection", function()
+    serve(function(req)
+      if req.path == "/next" then return 200, nil, "next" end
+      return 200, { ["Content-Type"] = "application/octet-stream" }, source(5, 3000, 0)
+    end)
+    local raw = lc.call(L, 10 * SLOW, function()
+      local s = lc.raw(srv.port, "GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" ..
+                                 "GET /next HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+      local got = lc.read_all(L, s, 5 * SLOW)
+      s:close()
+      return got
+    end)
+    local head, rest = raw:match("^(.-\r\n\r\n)(.*)$")
+    assert.matches("\r\nTransfer%-Encoding: chunked\r\n", head)
+    assert.not_matches("Content%-Length", head)
+    local body, pos = {}, 1
+    while true do
+      local size, after = rest:match("^(%x+)\r\n()", pos)
+      size = tonumber(size, 16)
+      if size == 0 then pos = after + 2 break end
+      body[#body + 1] = rest:sub(after, after + size - 1)
+      assert.equal("\r\n", rest:sub(after + size, after + size + 1))
+      pos = after + size + 2
+    end
+    assert.equal(whole(5, 3000), table.concat(body))
+    assert.matches("^HTTP/1%.1 200 OK\r\n.*\r\n\r\nnext$", rest:sub(pos))
+    -- and curl reads it the same
+    local res = lc.call(L, 5 * SLOW, function() return lc.get(L, url(srv, "/b")) end)
+    assert.equal(whole(5, 3000), res.body)
+  end)
+
+  it("HTTP/1.0 without a Content-Length: the body ends with the connection", function()
+    serve(function() return 200, nil, source(3, 100, 0) end)
+    local raw = lc.call(L, 5 * SLOW, function()
+      local s = lc.raw(srv.port, "GET / HTTP/1.0\r\n\r\n")
+      local got = lc.read_all(L, s, 3 * SLOW)
+      s:close()
+      return got
+    end)
+    assert.matches("^HTTP/1%.1 200 OK\r\n.*Connection: close\r\n\r\n", raw)
+    assert.equal(whole(3, 100), raw:match("\r\n\r\n(.*)$"))
+  end)
+
+  it("a body that ends short of its Content-Length: what was sent, then the connection closes", function()
+    local calls = 0
+    serve(function(req)
+      calls = calls + 1
+      if req.path == "/after" then return 200, nil, "after" end
+      return 200, { ["Content-Length"] = 10 * 500 }, source(10, 500, 0, 4)
+    end)
+    local raw = lc.call(L, 5 * SLOW, function()
+      -- a pipelined request after it is never answered: the connection is gone
+      local s = lc.raw(srv.port, "GET /short HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" ..
+                                 "GET /after HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      local got = lc.read_all(L, s, 3 * SLOW)
+      s:close()
+      return got
+    end)
+    assert.matches("^HTTP/1%.1 200 OK\r\n.*Content%-Length: 5000\r\n\r\n", raw)
+    assert.equal(whole(4, 500), raw:match("\r\n\r\n(.*)$"))
+    assert.equal(1, calls)
+    local res, msg = lc.call(L, 5 * SLOW, function() return lc.get(L, url(srv, "/short")) end)
+    assert.is_nil(res)                             -- curl: the transfer was cut short
+    assert.is_string(msg)
+    assert.same({}, logged)
+  end)
+
+  it("a source that raises or returns a non-string: logged, the connection closed", function()
+    serve(function(req)
+      local n = 0
+      return 200, nil, function()
+        n = n + 1
+        if n == 1 then return "first " end
+        if req.path == "/raise" then error("source boom") end
+        return 42
+      end
+    end)
+    for _, path in ipairs { "/raise", "/number" } do
+      local raw = lc.call(L, 5 * SLOW, function()
+        local s = lc.raw(srv.port, "GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        local got = lc.read_all(L, s, 3 * SLOW)
+        s:close()
+        return got
+      end)
+      assert.matches("\r\n\r\n6\r\nfirst \r\n$", raw)     -- one chunk, no last chunk: truncated
+    end
+    assert.matches("^streamed body error: .*source boom", logged[1])
+    assert.equal("streamed body: a piece is not a string", logged[2])
+  end)
+
+  it("a longer body than its Content-Length is cut at the piece that overflows", function()
+    serve(function() return 200, { ["Content-Length"] = 150 }, source(3, 100, 0) end)
+    local raw = lc.call(L, 5 * SLOW, function()
+      local s = lc.raw(srv.port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      local got = lc.read_all(L, s, 3 * SLOW)
+      s:close()
+      return got
+    end)
+    assert.equal(piece(1, 100), raw:match("\r\n\r\n(.*)$"))
+    assert.equal("streamed body: longer than its Content-Length", logged[1])
+  end)
+
+  it("a client that leaves mid-body stops the source (its sleep is cancelled)", function()
+    local calls, woke = 0, nil
+    serve(function()
+      return 200, { ["Content-Length"] = 1000 * 1000 }, function()
+        calls = calls + 1
+        if calls > 1 then woke = smugoauth.sleep(0.05) end
+        return piece(calls, 1000)
+      end
+    end)
+    lc.call(L, 10 * SLOW, function()
+      local s = lc.raw(srv.port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      smugoauth.sleep(0.3)
+      s:close()
+      local deadline = now() + 3 * SLOW
+      while srv:connections() > 0 and now() < deadline do smugoauth.sleep(0.02) end
+    end)
+    assert.equal(0, srv:connections())
+    assert(calls < 100, ("the source was called %d times"):format(calls))
+    local settled = calls
+    lc.call(L, 5 * SLOW, function() smugoauth.sleep(0.2) end)
+    assert.equal(settled, calls)                   -- nothing more after the client left
+    assert.is_not_nil(woke)
+  end)
+
+  it("HEAD and 304: the function is not called", function()
+    local called = false
+    serve(function(req)
+      return req.path == "/304" and 304 or 200, { ["Content-Length"] = 7 },
+        function() called = true return "1234567" end
+    end)
+    local raw = lc.call(L, 5 * SLOW, function()
+      local s = lc.raw(srv.port, "HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" ..
+                                 "GET /304 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+      local got = lc.read_all(L, s, 3 * SLOW)
+      s:close()
+      return got
+    end)
+    assert.matches("^HTTP/1%.1 200 OK\r\n.-Content%-Length: 7\r\n\r\nHTTP/1%.1 304 Not Modified\r\n", raw)
+    assert.is_false(called)
+  end)
+end)

@@ -18,7 +18,7 @@ local core = require "smugoauth.core"
 local codec = require "smugoauth.http.codec"
 local request = require "smugoauth.http.request"
 
-local sub, concat = string.sub, table.concat
+local sub, concat, format = string.sub, table.concat, string.format
 local yield = coroutine.yield
 local monotime = core.monotime
 local type, tostring, setmetatable, xpcall, pcall = type, tostring, setmetatable, xpcall, pcall
@@ -137,6 +137,46 @@ end
 local function refuse(c, code)
   if send_all(c, refusal(code)) then linger(c) end
   return DONE
+end
+
+-- ------------------------------------------------------------ streamed bodies
+
+-- Send a streamed body (the handler's body function, called for each piece
+-- in the connection's task: it may yield), framed as the writer said:
+-- "length" (the pieces must add up to length), "chunked" or "close". true
+-- when the whole body went out; false when it did not (the source ended
+-- short or failed, the client left, a send timed out): the connection must
+-- then close, as its client cannot tell where this response ends otherwise.
+local function stream(c, source, framing, length)
+  local srv, sent = c.srv, 0
+  while true do
+    if c.gone or c.dropped then return false end
+    local ok, piece = xpcall(source, traceback)
+    if not ok then
+      log(srv, "streamed body error: " .. tostring(piece))
+      return false
+    end
+    if piece == nil then break end
+    if type(piece) ~= "string" then
+      log(srv, "streamed body: a piece is not a string")
+      return false
+    end
+    local n = #piece
+    if n > 0 then
+      if framing == "length" and sent + n > length then
+        log(srv, "streamed body: longer than its Content-Length")
+        return false
+      end
+      if c.gone or c.dropped then return false end
+      if not send_all(c, framing == "chunked" and format("%x\r\n", n) .. piece .. "\r\n" or piece) then
+        return false
+      end
+      sent = sent + n
+    end
+  end
+  if framing == "length" then return sent == length end
+  if framing == "chunked" then return send_all(c, "0\r\n\r\n") == true end
+  return true
 end
 
 -- ------------------------------------------------------------ requests
@@ -351,9 +391,9 @@ local function serve(c)
     local ok, status, hdrs, body = xpcall(srv.handler, traceback, req)
     if c.dropped then return DONE end            -- the server closed meanwhile
     clock(srv)                                   -- the handler may have taken long
-    local resp, keep2
+    local resp, keep2, framing, length
     if ok then
-      resp, keep2 = serialize_response(req, keep, status, hdrs, body, srv:_date())
+      resp, keep2, framing, length = serialize_response(req, keep, status, hdrs, body, srv:_date())
       if not resp then
         log(srv, "bad handler response: " .. keep2)
         ok = false
@@ -366,6 +406,7 @@ local function serve(c)
     end
     -- the request body is done with: do not pin it while the response goes
     -- out or the next request is awaited, and give back its budget
+    local source = framing and framing ~= "none" and body
     req, status, hdrs, body = nil, nil, nil, nil  -- luacheck: ignore 311
     release(c)
     if c.gone then                               -- the client left: what goes at once
@@ -373,6 +414,14 @@ local function serve(c)
       return DONE
     end
     if not send_all(c, resp) then return DONE end
+    if source then                               -- a streamed body
+      local whole = stream(c, source, framing, length)
+      source = nil                               -- luacheck: ignore 311
+      if not whole then
+        if not (c.gone or c.dropped) then linger(c) end
+        return DONE
+      end
+    end
     if not keep2 then
       linger(c)
       return DONE

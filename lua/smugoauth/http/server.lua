@@ -137,9 +137,10 @@ end
 --    else; `req:form()` works too).
 --    It returns an integer status (200-599); headers as a map of name to
 --    string (or to an array of strings, sent as repeated fields) or as an
---    array of `{name, value}` pairs; and a body (string, array of strings, or
---    nil). Content-Length and Date are set by the loop (a handler's
---    Content-Length and Transfer-Encoding are dropped; its Date is kept);
+--    array of `{name, value}` pairs; and a body (string, array of strings,
+--    nil, or a function: a streamed body, below). Content-Length and Date
+--    are set by the loop (a handler's Content-Length and Transfer-Encoding
+--    are dropped; its Date is kept);
 --    `Connection: close` from the handler closes after the response. HEAD,
 --    204 and 304 responses carry no body. A Lua error in the handler, or an
 --    invalid answer (a header name or value with CR, LF or NUL, ...), becomes a
@@ -154,6 +155,17 @@ end
 --    sent only as far as it goes at once. Bytes of a next pipelined request
 --    that arrive meanwhile are kept. A handler must not block for long
 --    without yielding (nothing else runs meanwhile).
+--    A streamed body: the body is a function, called in the connection's
+--    task after the head has gone out, once per piece: it returns the next
+--    piece (a string) or nil at the end, and may yield (a sleep paces it;
+--    the pieces need never be in memory together). With a Content-Length
+--    from the handler (a decimal integer) that is the length, and the
+--    pieces must add up to it; without, the body is sent chunked (HTTP/1.0:
+--    until the connection closes). A body that ends short of its
+--    Content-Length, a function that raises or returns a non-string, a
+--    client that leaves: the connection is closed there (what was sent
+--    stays sent; the client sees a truncated body), nothing more is read
+--    from it. HEAD, 204 and 304 do not call the function.
 --  - `host` ["127.0.0.1"]: address to listen on.
 --  - `port` [0]: 0 picks a free port; `srv.port` tells which.
 --  - `backlog` [1024]: listen() backlog.
