@@ -37,13 +37,13 @@ local OPTIONS = {
     '"Unlisted" or "Private"' },
   { "timeout", "number", 3600, doc = "seconds an upload may take" },
   { "retry", "table", nil, doc = "the retry policy (smugoauth.retry) of every request; default " ..
-    "{attempts = 8, max_time = 600}; uploads and creations are tried again only after 429/503" },
+    "{attempts = 10, max_time = 600}; uploads and creations are tried again only after 429/503" },
   { "rehash", "boolean", false, doc = "read every file again (not the manifest's cached MD5s)" },
   { "on_event", "function", nil, doc = "function(event): see the module's README section" },
 }
 local TYPES = util.option_types(OPTIONS)
 local PRIVACY = { Public = true, Unlisted = true, Private = true }
-local DEFAULT_RETRY = { attempts = 8, max_time = 600 }
+local DEFAULT_RETRY = { attempts = 10, max_time = 600 }
 
 -- A failure after which nothing else is tried (the token, the config, TLS).
 local function stops(err)
