@@ -119,6 +119,10 @@ return {
   --- A limit of n concurrent holders: `lim:run(fn, ...)`, `lim:spawn(fn, ...)`.
   -- @function limit
   limit = loop.limit,
+  --- A bounded queue between tasks: `smugoauth.queue(capacity)` with
+  -- `q:put(item)`, `q:get()`, `q:close()` (smugoauth.loop.queue).
+  -- @function queue
+  queue = loop.queue,
   --- Call fn(item, i) for each item, at most `concurrency` at a time:
   -- `smugoauth.map(list, fn [, {concurrency = 8}])` -> results, errors.
   -- @function map

@@ -37,6 +37,9 @@ local OPTIONS = {
   { "timeout", "number", doc = "seconds for each request; default none: the client's timeout " ..
     "then bounds a stall (no byte for that long), not the whole download" },
   { "retry", "table boolean", doc = "the retry policy (smugoauth.retry) instead of the session's" },
+  { "sync_dir", "boolean", doc = "default true: fsync the folder after the rename, so that the new " ..
+    "name survives a power cut; false saves that (for many files at once: after a power cut the " ..
+    "file may be found whole under its .part name, which the next download of it verifies and renames)" },
 }
 local TYPES = util.option_types(OPTIONS)
 
@@ -93,8 +96,11 @@ local function video_target(session, image)
   return { url = v.Url, md5 = v.MD5, size = v.Size }
 end
 
--- What `what` points at: { url, md5, size } (md5 and size as the API said
--- them, maybe nil), or nil, err.
+--- What `what` (as `download` takes it) points at: `download.target(session,
+-- what)` -> { url, md5, size } (md5 and size as the API said them, maybe
+-- nil), or nil, err (code "processing" for a video not ready yet). For a
+-- video it fetches !largestvideo: a backup verifies a file it finds against
+-- that MD5 before deciding to download.
 local function target_of(session, what)
   if type(what) == "string" then
     if what:match("^https?://") then return { url = what } end
@@ -130,9 +136,15 @@ end
 -- ------------------------------------------------------------ the file
 
 -- The durable end of a download: part renamed to path (synced: part was
--- fsync'd already), then its mtime set. true, or nil, err (code "io").
-local function save(part, path, synced, mtime)
-  local ok, msg = core.commit(part, path, synced)
+-- fsync'd already; then with sync_dir false a plain rename, the folder not
+-- fsync'd), then its mtime set. true, or nil, err (code "io").
+local function save(part, path, synced, mtime, sync_dir)
+  local ok, msg
+  if synced and sync_dir == false then
+    ok, msg = os.rename(part, path)
+  else
+    ok, msg = core.commit(part, path, synced)
+  end
   if not ok then return nil, errors.new("io", "download: " .. tostring(msg), { path = path }) end
   if mtime then
     ok, msg = core.set_mtime(path, mtime)
@@ -274,7 +286,7 @@ local function download(session, what, path, opts)
       end
       if resumed == 0 then resumed = resumed_now end
       if part then
-        local ok, serr = save(part, path, true, opts.mtime)
+        local ok, serr = save(part, path, true, opts.mtime, opts.sync_dir)
         if not ok then return nil, serr end
       end
       return { path = path, size = r.size, md5 = got, written = written, resumed = resumed,
@@ -304,7 +316,12 @@ local function download(session, what, path, opts)
         return nil, r
       end
       session.trace:note(("download: retrying in %.2f s (try %d)"):format(d, tries + 1))
-      policy:wait(d)
+      local pause = session.client._paused_until
+      if not policy:wait(d) then                   -- cancelled meanwhile
+        drop_empty(part)
+        return nil, r
+      end
+      p.pause_waited = pause                       -- (a pause that was on is over for it)
     end
     ::continue::
   end
@@ -312,6 +329,7 @@ end
 
 return {
   download = download,
+  target = target_of,
   OPTIONS = OPTIONS,
   MAX_TRIES = MAX_TRIES,
 }

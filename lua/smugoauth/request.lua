@@ -276,15 +276,61 @@ end
 
 -- ---------------------------------------------------------------- retry
 
---- One try of a prepared request: sign, send, classify. Returns a response
--- or an error object; a transport failure after a response sink got part of
--- a body carries `written` (those bytes, in order).
+-- The client-wide rate-limit pause: a 429 or 503 answer with Retry-After
+-- (retry.pause_of) sets `client._paused_until` (retry.clock() time), and
+-- every request of the client, from any task or session, waits until then
+-- before it is signed and sent: one answer slows down all of them, not only
+-- the request that got it.
+
+-- Wait out the client's pause, if any: nil when the request may go, or the
+-- error to return instead (the pause lasts longer than the policy's
+-- max_time: not sent; or the waiting task was cancelled).
+local function wait_pause(session, p)
+  local c = session.client
+  local waited = p.pause_waited                  -- the pause waited for already (once each)
+  while true do
+    local untill = c._paused_until
+    local d = untill and untill ~= waited and untill - retry.clock()
+    if not d or d <= 0 then return nil end
+    if d > p.policy.max_time then
+      return errors.new("http", ("%s %s not sent: the server asked for a pause of %.0f s more " ..
+        "(Retry-After), past the retry policy's max_time of %g s"):format(p.method, errors.safe_url(p.url),
+        d, p.policy.max_time), { status = c._paused_status, url = errors.safe_url(p.url), method = p.method,
+                                 paused = d })
+    end
+    session.trace:note(("rate limited: every request waits %.2f s (Retry-After)"):format(d))
+    if not p.policy:wait(d) then
+      return errors.new("cancelled", "the request was cancelled", { url = errors.safe_url(p.url), method = p.method })
+    end
+    waited = untill                              -- again only if it was extended meanwhile
+  end
+end
+
+-- After an answer: a 429/503 with Retry-After pauses the whole client.
+local function note_pause(session, r)
+  local d = retry.pause_of(r)
+  if not d then return end
+  local c, untill = session.client, retry.clock() + d
+  if not c._paused_until or untill > c._paused_until then
+    c._paused_until, c._paused_status = untill, r.status
+  end
+end
+
+--- One try of a prepared request: wait out the client's rate-limit pause
+-- (see above), sign, send, classify. Returns a response or an error object;
+-- a transport failure after a response sink got part of a body carries
+-- `written` (those bytes, in order).
 local function try(session, p)
+  local perr = wait_pause(session, p)
+  if perr then return perr end
   local creq, base_string, tr = sign(session, p)
   if not creq then return base_string end               -- the signing error
   local raw, msg, code, written = send(session, creq)
   local r = classify(p, raw, msg, code, base_string, tr)
-  if written and errors.is(r) then r.written = written end
+  if errors.is(r) then
+    if written then r.written = written end
+    if r.code == "http" then note_pause(session, r) end
+  end
   return r
 end
 
@@ -306,7 +352,9 @@ local function execute(session, p)
     local d = policy:delay(r, attempt)
     if not policy:within(t0, d) then return r end
     session.trace:note(("retrying in %.2f s (attempt %d)"):format(d, attempt + 1))
-    policy:wait(d)
+    local pause = session.client._paused_until
+    if not policy:wait(d) then return r end           -- cancelled meanwhile
+    p.pause_waited = pause                            -- (a pause that was on is over for it)
   end
 end
 

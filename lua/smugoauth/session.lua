@@ -10,6 +10,7 @@ local upload = require "smugoauth.upload"
 local download = require "smugoauth.download"
 local many = require "smugoauth.many"
 local sync = require "smugoauth.sync"
+local backup = require "smugoauth.backup.run"
 
 local methods = {}
 local mt = { __name = "smugoauth.Session", __index = methods }
@@ -84,6 +85,9 @@ methods.upload = upload.upload
 methods.download = download.download
 --- Concurrent requests: `api:get_many(list [, opts])` (smugoauth.many).
 methods.get_many = many.get_many
+--- Back up the account (or some albums) to a folder, incrementally:
+-- `api:backup{dest = DIR, ...}` -> summary (smugoauth.backup.run).
+methods.backup = backup.backup
 --- Upload what a local folder has and an album lacks, by MD5 (a manifest
 -- remembers the files SmugMug converts); with `folder`, a tree of
 -- subfolders to albums: `api:sync{dir = ..., album = ... | folder = ...}`

@@ -332,7 +332,43 @@ local function redact(s, patterns)
   return s
 end
 
+-- ------------------------------------------------------------ time
+
+--- Seconds since the epoch of a UTC calendar time (proleptic Gregorian; no
+-- time zone or locale involved, unlike os.time).
+local function epoch(y, m, d, h, mi, sec)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return (era * 146097 + doe - 719468) * 86400 + (h or 0) * 3600 + (mi or 0) * 60 + (sec or 0)
+end
+
+--- Seconds since the epoch of an ISO 8601 date-time as SmugMug writes them
+-- ("2024-05-01T12:34:56+02:00", "...Z", fractions allowed; no offset: UTC),
+-- or nil when s is not one.
+local function iso8601(s)
+  if type(s) ~= "string" then return nil end
+  local y, m, d, h, mi, sec, frac, zone =
+    s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
+  if not y then return nil end
+  y, m, d, h, mi, sec = tonumber(y), tonumber(m), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  if m < 1 or m > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  local t = epoch(y, m, d, h, mi, sec)
+  if frac ~= "" then t = t + (tonumber("0" .. frac) or 0) end
+  if zone ~= "" and zone ~= "Z" then
+    local sign, zh, zm = zone:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then return nil end
+    local off = tonumber(zh) * 3600 + tonumber(zm) * 60
+    t = sign == "+" and t - off or t + off
+  end
+  return t
+end
+
 return {
+  epoch = epoch,
+  iso8601 = iso8601,
   check_options = check_options,
   option_types = option_types,
   param_list = param_list,

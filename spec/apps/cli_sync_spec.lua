@@ -1,11 +1,9 @@
 --- `smugoauth sync` against the sandbox: bin/smugoauth as a real process
 -- (lines in a pipe, the summary, --json, --dry-run, --tree, exit statuses,
 -- failures listed at the end) and cli.main in-process for the progress
--- display on a "terminal". The progress display itself
--- (smugoauth.apps.cli.progress) is driven with a fake clock.
+-- display on a "terminal" (smugoauth.apps.cli.progress, backup's).
 local sandbox = require "support.sandbox"
 local cli = require "smugoauth.apps.cli"
-local progress = require "smugoauth.apps.cli.progress"
 local json = require "smugoauth.json"
 local cjson = require "cjson.safe"
 local files = require "support.files"
@@ -76,12 +74,12 @@ describe("smugoauth sync", function()
     assert.equal(0, rc, err)
     assert.same({ "uploaded p01.jpg (41 B)", "uploaded p02.jpg (41 B)", "uploaded p03.jpg (41 B)" },
                 (function() local t = lines_of(out) table.sort(t) return t end)())
-    assert.matches("^sync: 3 uploaded %(123 B%), 0 already there, 0 failed, in [%d.]+ s\n$", err)
+    assert.matches("^sync: 3 uploaded, 0 already there, 0 failed; 123 B uploaded in [%d.]+ s[^\n]*\n$", err)
     assert.equal(up + 3, sb:stats().uploads)
     rc, out, err = smug { "sync", d, "/api/v2/album/K0001" }
     assert.equal(0, rc)
     assert.equal("", out)
-    assert.matches("^sync: 0 uploaded %(0 B%), 3 already there, 0 failed", err)
+    assert.matches("^sync: 0 uploaded, 3 already there, 0 failed; 0 B uploaded", err)
     assert.equal(up + 3, sb:stats().uploads)
   end)
 
@@ -102,7 +100,7 @@ describe("smugoauth sync", function()
     local rc, out, err = smug { "sync", "-n", d, "K0003" }
     assert.equal(0, rc)
     assert.same({ "would upload p01.jpg (41 B) to Album 3", "would upload p02.jpg (41 B) to Album 3" }, lines_of(out))
-    assert.matches("^sync: 2 to upload %(82 B%)", err)
+    assert.matches("^sync %-%-dry%-run: 2 to upload %(82 B%), 0 already there; nothing was uploaded", err)
     assert.equal(up, sb:stats().uploads)
   end)
 
@@ -119,7 +117,7 @@ describe("smugoauth sync", function()
     end
     assert.same({ "created folder Sync/Trips", "created folder Sync/Trips/2024", "created album Sync/Trips/2024/Italy",
                   "created album Sync/Trips/2024/Spain", "created album Sync/Trips/Existing" }, created)
-    assert.matches("created 2 folder%(s%) and 3 album%(s%)", err)
+    assert.matches("2 folder%(s%) and 3 album%(s%) created", err)
     rc, out, err = smug { "sync", "--tree", d, "Sync/Trips" }
     assert.equal(0, rc)
     assert.equal("", out)
@@ -152,6 +150,19 @@ describe("smugoauth sync", function()
     assert.equal(up, sb:stats().uploads)
   end)
 
+  it("a token the provider refuses: exit 5 before any upload, with the hint", function()
+    local d = folder("refused", 1, 11)
+    local bad = tmp .. "/bad-credentials.json"
+    assert(sb:client():save_credentials("not-a-token", "not-a-secret", bad))
+    local up = sb:stats().uploads
+    local rc, out, err = proc.run(ENV .. "timeout 60 bin/smugoauth " .. proc.words { "--config", config,
+      "--credentials", bad, "sync", d, "K0001" }, { timeout = 70 })
+    assert.equal(5, rc, err)
+    assert.equal("", out)
+    assert.matches("^smugoauth: sync: [^\n]*; run `smugoauth login`\n$", err)
+    assert.equal(up, sb:stats().uploads)
+  end)
+
   it("an album that is not there: exit 1, one line", function()
     local d = folder("noalbum", 1, 8)
     local rc, out, err = smug { "sync", d, "NOSUCH" }
@@ -176,57 +187,28 @@ describe("smugoauth sync", function()
     local out, err = h:stdout(), h:stderr()
     h:close()
     assert.equal(1, rc, err)
-    assert.equal(1, #lines_of(out))
     local fails = {}
-    for l in err:gmatch("smugoauth: sync: (p%d%d%.jpg): [^\n]*album not found[^\n]*\n") do fails[#fails + 1] = l end
+    for l in err:gmatch("smugoauth: sync: failed: (p%d%d%.jpg): api: [^\n]*album not found[^\n]*\n") do
+      fails[#fails + 1] = l
+    end
     assert.same({ "p02.jpg", "p03.jpg", "p04.jpg" }, fails)
-    assert.matches("1 uploaded %(41 B%), 0 already there, 3 failed", err)
+    assert.matches("sync: 1 uploaded, 0 already there, 3 failed; 41 B uploaded", err)
+    assert.same({ "uploaded p01.jpg (41 B)", "failed p02.jpg: upload of p02.jpg refused: album not found",
+                  "failed p03.jpg: upload of p03.jpg refused: album not found",
+                  "failed p04.jpg: upload of p04.jpg refused: album not found" }, lines_of(out))
   end)
 
   it("on a terminal: a progress block on stderr, erased at the end", function()
     local d = folder("tty", 3, 10)
     local out, err = sink(), sink()
     local rc = cli.main({ "--config", config, "--credentials", creds, "sync", d, "K0004" }, {
-      stdout = out, stderr = err, isatty = function() return true end,
+      stdout = out, stderr = err, isatty = function(fd) return fd == 2 end,
       getenv = function() return nil end })
     assert.equal(0, rc, err.text())
     local e = err.text()
-    assert.matches("uploading %d/3 files", e)
-    assert.matches("\27%[J", e)                    -- erased before each line and at the end
-    assert.matches("uploaded p01%.jpg", out.text())
+    assert.matches("sync: %d/3 files", e)
+    assert.matches("\27%[J", e)                    -- erased at the end
     assert.matches("\27%[Jsync: 3 uploaded", e)
-  end)
-end)
-
-describe("the progress display", function()
-  it("draws files, bytes, rate, time left and the files in flight; redraws in place", function()
-    local t, written = 0, {}
-    local p = progress.new(function(...) written[#written + 1] = table.concat({ ... }) end,
-                           { verb = "uploading", now = function() return t end, shown = 2 })
-    p:total(4, 4 * 1048576)
-    p:start("a", "a.jpg", 1048576)
-    p:start("b", "b\27[31m.jpg", 1048576)
-    p:start("c", ("long"):rep(30) .. ".jpg", 1048576)
-    t = 2
-    p:update("a", 524288)
-    local lines = p:lines()
-    assert.equal("uploading 0/4 files, 512.0 KiB of 4.0 MiB, 256.0 KiB/s, 0:14 left", lines[1])
-    assert.matches("^  a%.jpg +1%.0 MiB  50%%$", lines[2])
-    assert.matches("^  b\\x1b%[31m%.jpg", lines[3])          -- made safe for the terminal
-    assert.equal("  ... and 1 more", lines[4])
-    p:done("a", true)
-    p:done("b", false)
-    lines = p:lines()
-    assert.matches("^uploading 1/4 files, 1%.0 MiB of 4%.0 MiB, 1 failed", lines[1])
-    assert.matches("^  longlong.*%.%.%..*%.jpg +1%.0 MiB   0%%$", lines[2])
-    assert.is_true(#lines[2] <= 78)
-    -- each draw first erases the block drawn before (up its lines, clear down)
-    local n = #written
-    p:draw(true)
-    assert.equal("\r\27[1A\27[J", written[n + 1])
-    p:finish()
-    assert.equal("\r\27[1A\27[J", written[#written])
-    assert.equal("1:01:01", progress.clock(3661))
-    assert.equal("512 B", progress.human(512))
+    assert.matches("uploaded p01%.jpg", out.text())  -- stdout is a pipe: a line per upload
   end)
 end)

@@ -8,6 +8,7 @@ local files = require "support.files"
 local LIBRARY = { "client", "session", "request", "retry", "response", "pages", "upload", "download", "many",
                   "config", "credentials", "errors", "json", "trace", "util",
                   "loop", "loop.scheduler", "loop.waits", "loop.task", "loop.limit", "loop.timers",
+                  "loop.queue",
                   "sync", "sync.scan", "sync.hash", "sync.manifest", "sync.remote", "sync.plan", "sync.run" }
 
 -- What a library module may require besides other library modules (the

@@ -196,13 +196,14 @@ describe("api:sync", function()
     assert.equal(before + 8, #album_images(api, "K0002"))
   end)
 
-  it("one sync of a folder at a time: another is refused (busy)", function()
+  it("one sync of a folder at a time: another is refused", function()
     put("a.jpg", 71)
     local m = assert(manifest.open(dir))
     local s, err = api:sync { dir = dir, album = "K0001" }
     m:close()
     assert.is_nil(s)
-    assert.equal("busy", err.code)
+    assert.equal("io", err.code)
+    assert.matches("in use by another process", err.message)
   end)
 
   it("fails as nil, err before any upload: no folder, no album", function()

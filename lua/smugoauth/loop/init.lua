@@ -31,6 +31,7 @@ local scheduler = require "smugoauth.loop.scheduler"
 require "smugoauth.loop.waits"            -- the Loop's wait methods
 require "smugoauth.loop.task"             -- the Task methods
 local limits = require "smugoauth.loop.limit"
+local queues = require "smugoauth.loop.queue"
 
 local unpack = table.unpack
 local type, error = type, error
@@ -114,6 +115,7 @@ return {
   sleep = sleep,
   spawn = spawn,
   limit = limit,
+  queue = queues.new,
   map = map,
   CANCELLED = scheduler.CANCELLED,
   methods = scheduler.methods,

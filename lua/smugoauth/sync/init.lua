@@ -64,7 +64,7 @@ local function new_summary(o)
            files = 0, groups = 0, hashed = 0, hashed_bytes = 0,
            to_upload = 0, to_upload_bytes = 0, uploaded = 0, uploaded_bytes = 0,
            present = 0, known = 0, adopted = 0, duplicates = 0, failed = 0, not_tried = 0,
-           created = { folders = 0, albums = 0 }, albums = {}, failures = {}, warnings = {},
+           created = { folders = 0, albums = 0 }, albums = {}, failures = {}, listing_errors = {}, warnings = {},
            ignored = {} }
 end
 
@@ -145,12 +145,22 @@ local function remote_task(rem, groups, o, s, listings)
   end)
 end
 
--- A failure in the summary (and an event).
-local function failure(s, emit, path, err, files)
-  s.failed = s.failed + (files or 1)
-  s.failures[#s.failures + 1] = { path = path, files = files, code = err.code,
-                                  message = tostring(err.message or err), status = err.status }
-  emit { type = "fail", path = path, files = files, err = err }
+-- A file that failed, in the summary (and an event).
+local function failure(s, emit, f, err)
+  s.failed = s.failed + 1
+  s.failures[#s.failures + 1] = { path = f.rel, code = err.code, message = tostring(err.message or err),
+                                  status = err.status }
+  emit { type = "fail", path = f.rel, size = f.size, err = err }
+end
+
+-- A folder whose album could not be found, made or listed: its files are
+-- not synced (they count as failed).
+local function listing_error(s, emit, g, err)
+  local what = g.rel == "" and "." or g.rel
+  s.failed = s.failed + #g.files
+  s.listing_errors[#s.listing_errors + 1] = { what = what, files = #g.files, code = err.code,
+                                              message = tostring(err.message or err), status = err.status }
+  emit { type = "listing_error", what = what, files = #g.files, err = err }
 end
 
 -- What the plan's actions count as in the summary.
@@ -164,7 +174,7 @@ local function plan_all(groups, listings, m, s, emit)
     local l = g.album and listings[g.album]
     local gerr = g.err or (errors.is(l) and l) or nil
     if gerr then
-      failure(s, emit, g.rel == "" and "." or g.rel, gerr, #g.files)
+      listing_error(s, emit, g, gerr)
     elseif g.album then
       local album = g.album
       local rows, merr = m:album(album.key or "")
@@ -179,7 +189,7 @@ local function plan_all(groups, listings, m, s, emit)
           g.sa.upload = g.sa.upload + 1
           items[#items + 1] = { file = f, album = album, forget = a.forget }
         elseif a.action == "fail" then
-          failure(s, emit, f.rel, f.err)
+          failure(s, emit, f, f.err)
         else
           s[COUNT[a.action]] = s[COUNT[a.action]] + 1
           -- an upload under way when a run stopped, that the album answers for: done now
@@ -240,8 +250,8 @@ local function body(session, o)
                                   emit = emit, summary = s })
   end
   m:finish(s.uploaded, s.failed)
-  s.elapsed = core.monotime() - t0
-  s.ok = s.failed == 0
+  s.seconds = core.monotime() - t0
+  s.ok = s.failed == 0 and not s.stopped
   return s
 end
 
@@ -257,11 +267,15 @@ end
 -- `to_upload` and `to_upload_bytes` (planned), `uploaded`,
 -- `uploaded_bytes`, `present` (the album had their MD5), `known` (the
 -- manifest knows them as uploaded: converted by SmugMug), `adopted`,
--- `duplicates`, `failed`, `not_tried`, `hashed`), `created` = {folders,
--- albums} (in a dry run: what would be), `albums` (each {key, name, path,
--- dir, files, upload, created}), `failures` (each {path, code, message,
--- status}), `warnings`, `ignored` ({hidden, symlinks, other, subfolders,
--- unmapped, symlink_paths}), `elapsed` seconds.
+-- `duplicates`, `failed` (files not synced, those of listing_errors
+-- included), `not_tried`, `hashed`), `created` = {folders, albums} (in a
+-- dry run: what would be), `albums` (each {key, name, path, dir, files,
+-- upload, created}), `failures` (a file each: {path, code, message,
+-- status}), `listing_errors` (a folder each whose album could not be
+-- found, made or listed: {what, files, code, message, status}), `stopped`
+-- (the failure after which no upload was started: the token refused...),
+-- `warnings`, `ignored` ({hidden, symlinks, other, subfolders, unmapped,
+-- symlink_paths}), `seconds`.
 local function sync(session, o)
   if type(o) ~= "table" then error("sync: options table expected", 2) end
   util.check_options("sync", o, TYPES, 2)

@@ -6,8 +6,8 @@ local errors = require "smugoauth.errors"
 local loop = require "smugoauth.loop"
 
 -- Failures after which no other upload is started: every one would fail
--- the same way (the token, the config, TLS, the manifest).
-local STOP = { oauth = true, config = true, tls = true, busy = true }
+-- the same way (the token, the config, TLS).
+local STOP = { oauth = true, config = true, tls = true }
 
 --- The image key of an upload's answer (Image.ImageUri
 -- "/api/v2/image/KEY-0"), or nil.
@@ -86,6 +86,9 @@ local function uploads(session, items, st)
   for _, t in ipairs(workers) do
     local ok, err = t:join()
     if not ok then error(err, 0) end
+  end
+  if stop and not s.stopped then
+    s.stopped = { code = stop.code, message = tostring(stop.message or stop), status = stop.status }
   end
 end
 

@@ -1,166 +1,169 @@
---- smugoauth.apps.cli.progress: the progress display of the transfer
--- commands on a terminal: one block, redrawn in place (at most ten times a
--- second), with the files and bytes done of the total, the rate, the time
--- left and the files in flight:
+--- smugoauth.apps.cli.progress: the progress display of `smugoauth backup`
+-- (and of any command that moves many files) on a terminal: one block,
+-- redrawn in place at most ten times a second -- files done of those known,
+-- bytes, rate, ETA, and the files in flight with their percentage. Every
+-- name is made safe for the terminal (smugoauth.apps.cli.output); lines
+-- are cut to the terminal's width.
 --
---     uploading 12/40 files, 30.1 MiB of 120.0 MiB, 4.2 MiB/s, 0:21 left
---       IMG_0001.jpg                        3.1 MiB  45%
---       IMG_0002.heic                       1.2 MiB   3%
---
--- It only draws: a command tells it what happens (`total`, `start`,
--- `update`, `done`, `phase`) and calls `clear` before printing a line of its
--- own under it. Names are made safe for the terminal (smugoauth.apps.cli.output).
+--     local p = progress.new{ write = function(s) io.stderr:write(s) end, columns = 80 }
+--     p:add(1, 262144)             -- a file (and its bytes) is known to come
+--     p:start("a/IMG_1.JPG", 262144)
+--     p:update("a/IMG_1.JPG", 131072)
+--     p:finish("a/IMG_1.JPG", 262144)   -- done: its bytes count in full
+--     p:draw() ... p:clear()
 -- @module smugoauth.apps.cli.progress
 local core = require "smugoauth.core"
 local output = require "smugoauth.apps.cli.output"
 
 local format, floor, concat = string.format, math.floor, table.concat
-local safe = output.safe
+local safe, human = output.safe, output.human
 
 local methods = {}
 local mt = { __name = "smugoauth.CliProgress", __index = methods }
 
---- A byte count for people: 512 B, 1.5 MiB.
--- @tparam number n
--- @treturn string
-local function human(n)
-  if n < 1024 then return format("%d B", n) end
-  local units = { "KiB", "MiB", "GiB", "TiB" }
-  local i = 0
-  repeat n, i = n / 1024, i + 1 until n < 1024 or i == #units
-  return format("%.1f %s", n, units[i])
+--- The seconds between two redraws.
+local INTERVAL = 0.1
+
+--- The files in flight shown under the totals.
+local SHOWN = 8
+
+--- A display: `progress.new(opts)`.
+--   write     function(s): writes to the terminal (required)
+--   columns   the terminal's width (default 80)
+--   clock     function() -> seconds (default core.monotime)
+--   label     the first word of the first line (default "backup")
+local function new(opts)
+  if type(opts) ~= "table" or type(opts.write) ~= "function" then error("progress.new: write expected", 2) end
+  local clock = opts.clock or core.monotime
+  return setmetatable({
+    write = opts.write, columns = math.max(20, math.tointeger(opts.columns) or 80), clock = clock,
+    label = opts.label or "backup", t0 = clock(), last = -math.huge, lines = 0,
+    files = 0, files_done = 0, bytes = 0, bytes_done = 0, failed = 0, listing = true,
+    flight = {}, order = {}, window = {},
+  }, mt)
 end
 
--- Seconds as H:MM:SS or M:SS.
-local function clock(s)
+-- s cut to n columns (counting UTF-8 characters; s is safe already).
+local function cut(s, n)
+  if utf8.len(s) <= n then return s end
+  return s:sub(1, utf8.offset(s, n) - 1) .. "~"
+end
+
+-- Seconds as m:ss or h:mm:ss.
+local function clock_text(s)
   s = floor(s + 0.5)
   if s >= 3600 then return format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
   return format("%d:%02d", s // 60, s % 60)
 end
 
--- name cut to n columns (made safe first), with "..." in the middle.
-local function fit(name, n)
-  name = safe(name)
-  local len = utf8.len(name) or #name
-  if len <= n then return name .. (" "):rep(n - len) end
-  local head = n // 2 - 2
-  local tail = n - head - 3
-  return name:sub(1, utf8.offset(name, head + 1) - 1) .. "..." .. name:sub(utf8.offset(name, -tail))
+--- `n` more files and `bytes` more bytes are to come.
+function methods:add(n, bytes)
+  self.files, self.bytes = self.files + n, self.bytes + (bytes or 0)
 end
 
---- A display: `progress.new(note [, opts])`.
---   note        function(...) that writes to the terminal (stderr) at once
---   opts.verb   "transferring": the first word of the block
---   opts.now    core.monotime: the clock (tests)
---   opts.width  78: the columns it draws in
---   opts.shown  4: the files in flight listed at most
-local function new(note, opts)
-  opts = opts or {}
-  return setmetatable({ note = note, verb = opts.verb or "transferring", now = opts.now or core.monotime,
-    width = opts.width or 78, shown = opts.shown or 4, files = 0, bytes = 0, done_files = 0,
-    done_bytes = 0, failed = 0, active = {}, order = {}, drawn = 0, last = -1, t0 = nil }, mt)
+--- The listing is over: the totals are final (the ETA is shown from then on).
+function methods:listed()
+  self.listing = false
 end
 
---- The totals: `p:total(files, bytes)`.
-function methods:total(files, bytes)
-  self.files, self.bytes = files, bytes
-  self:draw(true)
+--- A file starts (size: its bytes, or nil).
+function methods:start(path, size)
+  if not self.flight[path] then self.order[#self.order + 1] = path end
+  self.flight[path] = { got = 0, size = size }
 end
 
---- A line of its own instead of the counts (e.g. "hashing 120/500"): `p:phase(text)`; nil goes back.
-function methods:phase(text)
-  self.phase_text = text
-  self:draw(false)
-end
-
---- A file starts: `p:start(id, name, size)`.
-function methods:start(id, name, size)
-  self.t0 = self.t0 or self.now()
-  self.active[id] = { name = name, size = size or 0, got = 0 }
-  self.order[#self.order + 1] = id
-  self:draw(true)
-end
-
---- Bytes of a file so far: `p:update(id, got [, size])`.
-function methods:update(id, got, size)
-  local a = self.active[id]
-  if not a then return end
-  a.got = got
-  if size and size > 0 then a.size = size end
-  self:draw(false)
-end
-
---- A file ended: `p:done(id, ok [, size])` (size: its bytes, counted when ok).
-function methods:done(id, ok, size)
-  local a = self.active[id]
-  self.active[id] = nil
-  for i, v in ipairs(self.order) do
-    if v == id then table.remove(self.order, i) break end
+--- Bytes of a file in flight so far.
+function methods:update(path, got, size)
+  local f = self.flight[path]
+  if f then
+    f.got = got
+    if size then f.size = size end
   end
-  if ok then
-    self.done_files = self.done_files + 1
-    self.done_bytes = self.done_bytes + (size or (a and a.size) or 0)
-  else
-    self.failed = self.failed + 1
-  end
-  self:draw(true)
 end
 
--- The lines of the block.
-function methods:lines()
-  if self.phase_text then return { safe(self.phase_text) } end
-  local got = self.done_bytes
-  for _, id in ipairs(self.order) do got = got + self.active[id].got end
-  local head = format("%s %d/%d files, %s of %s", self.verb, self.done_files, self.files, human(got),
-                      human(self.bytes))
-  if self.failed > 0 then head = head .. format(", %d failed", self.failed) end
-  local el = self.t0 and (self.now() - self.t0) or 0
-  if el > 0.5 and got > 0 then
-    local rate = got / el
-    head = head .. format(", %s/s", human(rate))
-    if self.bytes > got then head = head .. ", " .. clock((self.bytes - got) / rate) .. " left" end
-  end
-  local out = { head }
-  for i, id in ipairs(self.order) do
-    if i > self.shown then
-      out[#out + 1] = format("  ... and %d more", #self.order - self.shown)
-      break
+--- A file is done (bytes: what it counts for; failed: true when it failed).
+function methods:finish(path, bytes, failed)
+  if self.flight[path] then
+    self.flight[path] = nil
+    for i, p in ipairs(self.order) do
+      if p == path then table.remove(self.order, i) break end
     end
-    local a = self.active[id]
-    local pct = a.size > 0 and floor(a.got * 100 / a.size) or 0
-    out[#out + 1] = format("  %s %10s %3d%%", fit(a.name, self.width - 18), human(a.size), pct)
   end
+  self.files_done = self.files_done + 1
+  self.bytes_done = self.bytes_done + (bytes or 0)
+  if failed then self.failed = self.failed + 1 end
+end
+
+-- Bytes done, counting those of the files in flight.
+local function done_bytes(self)
+  local n = self.bytes_done
+  for _, f in pairs(self.flight) do n = n + f.got end
+  return n
+end
+
+-- The rate over the last few seconds (bytes/s), from samples of done bytes.
+local function rate(self, now, done)
+  local w = self.window
+  w[#w + 1] = { now, done }
+  while #w > 2 and now - w[1][1] > 5 do table.remove(w, 1) end
+  local dt = now - w[1][1]
+  if dt < 0.2 then return nil end
+  return (done - w[1][2]) / dt
+end
+
+--- The block's lines now (an array of strings, safe, cut to the width).
+function methods:lines_now()
+  local now = self.clock()
+  local done = done_bytes(self)
+  local r = rate(self, now, done)
+  local parts = { format("%s: %d/%d files", self.label, self.files_done, self.files) }
+  if self.failed > 0 then parts[1] = parts[1] .. format(" (%d failed)", self.failed) end
+  parts[#parts + 1] = format("%s/%s", human(done), human(self.bytes))
+  if r then parts[#parts + 1] = human(r) .. "/s" end
+  if self.listing then
+    parts[#parts + 1] = "listing..."
+  elseif r and r > 0 then
+    parts[#parts + 1] = "ETA " .. clock_text(math.max(0, self.bytes - done) / r)
+  end
+  parts[#parts + 1] = clock_text(now - self.t0)
+  local out = { cut(concat(parts, "  "), self.columns - 1) }
+  for i = 1, math.min(SHOWN, #self.order) do
+    local p = self.order[i]
+    local f = self.flight[p]
+    local pct = f.size and f.size > 0 and format("%3d%%", floor(f.got * 100 / f.size)) or "    "
+    local name = safe(p)
+    local room = self.columns - 1 - 4 - #pct
+    out[#out + 1] = "  " .. pct .. "  " .. cut(name, room)
+  end
+  if #self.order > SHOWN then out[#out + 1] = format("  ... and %d more", #self.order - SHOWN) end
   return out
 end
 
---- Redraw (at most every 0.1 s unless `force`).
+--- Redraw the block (at most every INTERVAL seconds unless `force`).
 function methods:draw(force)
-  local t = self.now()
-  if not force and t - self.last < 0.1 then return end
-  self.last = t
-  local lines = self:lines()
-  self:clear()
-  self.note(concat(lines, "\27[K\n"), "\27[K")
-  self.drawn = #lines
+  local now = self.clock()
+  if not force and now - self.last < INTERVAL then return end
+  self.last = now
+  local lines = self:lines_now()
+  local s = {}
+  if self.lines > 0 then s[1] = format("\r\27[%dA", self.lines) end   -- up to the block's first line
+  for _, l in ipairs(lines) do s[#s + 1] = "\r" .. l .. "\27[K\n" end
+  s[#s + 1] = "\27[J"                                                  -- what the old block had below
+  self.lines = #lines
+  self.write(concat(s))
 end
 
---- Erase the block (before a line of the command's own; the next draw puts it back).
+--- Remove the block from the terminal.
 function methods:clear()
-  if self.drawn > 0 then
-    self.note("\r", self.drawn > 1 and format("\27[%dA", self.drawn - 1) or "", "\27[J")
-    self.drawn = 0
+  if self.lines > 0 then
+    self.write(format("\r\27[%dA\27[J", self.lines))
+    self.lines = 0
   end
-end
-
---- Erase the block for good.
-function methods:finish()
-  self:clear()
 end
 
 return {
   new = new,
-  human = human,
-  clock = clock,
+  INTERVAL = INTERVAL,
   methods = methods,
   mt = mt,
 }

@@ -3,77 +3,38 @@
 -- albums under a SmugMug folder. Progress on a terminal, plain lines in a
 -- pipe, a JSON summary with --json, the failures listed at the end.
 -- @module smugoauth.apps.cli.sync
-local errors = require "smugoauth.errors"
 local context = require "smugoauth.apps.cli.context"
 local output = require "smugoauth.apps.cli.output"
 local progress = require "smugoauth.apps.cli.progress"
+local clibackup = require "smugoauth.apps.cli.backup"
 
-local status, usage = context.status, context.usage
-local safe, human = output.safe, progress.human
+local usage = context.usage
+local safe, human, one_line = output.safe, output.human, output.one_line
 
 local PRIVACY = { public = "Public", unlisted = "Unlisted", private = "Private" }
 
--- The events of api:sync as lines on stdout (a pipe, or a terminal
--- without --json): what was uploaded, created, or would be in a dry run.
-local function line_printer(ctx, dry)
-  return function(ev)
-    local t = ev.type
-    if t == "create" then
-      ctx:out(dry and "would create " or "created ", ev.kind, " ", safe(ev.path), "\n")
-    elseif t == "plan" and dry and ev.action == "upload" then
-      ctx:out("would upload ", safe(ev.path), " (", human(ev.size), ") to ",
-              safe(ev.album_path or ev.album_name or ev.album or "?"), "\n")
-    elseif t == "done" then
-      ctx:out("uploaded ", safe(ev.path), " (", human(ev.size), ")\n")
-    end
-  end
-end
-
--- The events of api:sync drawn by the progress display.
-local function shower(show)
-  local files, hashed = 0, 0
-  return function(ev)
-    local t = ev.type
-    if t == "scan" then
-      files = ev.files
-      show:phase(("scanning: %d files"):format(files))
-    elseif t == "hash" then
-      hashed = hashed + 1
-      show:phase(("reading %d/%d files (MD5)"):format(hashed, files))
-    elseif t == "plan_done" then
-      show:phase(nil)
-      show:total(ev.upload, ev.bytes)
-    elseif t == "start" then
-      show:start(ev.path, ev.path, ev.size)
-    elseif t == "progress" then
-      show:update(ev.path, ev.sent, ev.total)
-    elseif t == "done" then
-      show:done(ev.path, true, ev.size)
-    elseif t == "fail" and not ev.files then
-      show:done(ev.path, false)
-    end
-  end
-end
-
--- The summary in one line (on stderr).
+-- The summary in one line (on stderr), as backup's.
 local function summary_line(s)
-  local parts = {}
   if s.dry_run then
-    parts[#parts + 1] = ("%d to upload (%s)"):format(s.to_upload, human(s.to_upload_bytes))
-  else
-    parts[#parts + 1] = ("%d uploaded (%s)"):format(s.uploaded, human(s.uploaded_bytes))
+    local c = s.created
+    return ("sync --dry-run: %d to upload (%s), %d already there%s; nothing was uploaded or created")
+      :format(s.to_upload, human(s.to_upload_bytes), s.present + s.known + s.adopted,
+              c.folders + c.albums > 0 and (", %d folder(s) and %d album(s) to create"):format(c.folders, c.albums)
+              or "")
   end
-  parts[#parts + 1] = ("%d already there"):format(s.present + s.known + s.adopted)
+  local parts = { ("%d uploaded"):format(s.uploaded), ("%d already there"):format(s.present + s.known + s.adopted) }
   if s.duplicates > 0 then parts[#parts + 1] = ("%d duplicate(s)"):format(s.duplicates) end
   local c = s.created
   if c.folders + c.albums > 0 then
-    parts[#parts + 1] = ("%s%d folder(s) and %d album(s)"):format(s.dry_run and "would create " or "created ",
-      c.folders, c.albums)
+    parts[#parts + 1] = ("%d folder(s) and %d album(s) created"):format(c.folders, c.albums)
   end
   parts[#parts + 1] = ("%d failed"):format(s.failed)
-  local ig = s.ignored or {}
-  if (ig.symlinks or 0) > 0 then parts[#parts + 1] = ("%d symlink(s) not followed"):format(ig.symlinks) end
-  return ("sync: %s, in %.1f s\n"):format(table.concat(parts, ", "), s.elapsed or 0)
+  local line = ("sync: %s; %s uploaded in %.1f s"):format(table.concat(parts, ", "), human(s.uploaded_bytes),
+                                                         s.seconds)
+  if s.seconds > 0 and s.uploaded_bytes > 0 then
+    line = line .. (" (%s/s)"):format(human(s.uploaded_bytes / s.seconds))
+  end
+  return line
 end
 
 local sync = {
@@ -105,11 +66,12 @@ that holds files becomes an album of its name, under the folders of its path
 and created when missing (private unless --privacy says otherwise). Files of a
 folder that also has subfolders with files are not synced (they are counted).
 
-On a terminal a progress display is shown on stderr; otherwise each upload is
-a line on stdout ("uploaded PATH (SIZE)"). A summary line ends on stderr, after
-the failures, each with its reason; the next run tries them again. Exit status
-0 when every file is in its album, else that of the first failure (1 API or
-another failure, e.g. DIR being synced by another run; 4 network; 5 OAuth).
+On a terminal a progress display is shown on stderr; in a pipe each upload is a
+line on stdout ("uploaded PATH (SIZE)"). A summary line ends on stderr, after
+the failures, each with its reason; the next run tries them again. Exit status:
+0 when every file is in its album; 5 when the token was refused, 4 when every
+failure was the network's, else 1 (also when DIR is being synced by another
+run).
 
 Options:
   --tree               DIR's subfolders to albums under the SmugMug folder FOLDER
@@ -149,32 +111,68 @@ Options:
       if not o.timeout or o.timeout <= 0 then usage("sync", "--timeout must be a positive number of seconds") end
     end
     local api = ctx:session()
-    local show = ctx.isatty(2) and progress.new(function(...) ctx:note(...) end, { verb = "uploading" }) or nil
-    local draw = show and shower(show)
-    local lines = not opts.json and line_printer(ctx, o.dry_run) or nil
+    local tty_out = ctx.isatty(1)
+    local p
+    if ctx.isatty(2) then
+      local stderr = ctx.stderr
+      p = progress.new { write = function(x) stderr:write(x) if stderr.flush then stderr:flush() end end,
+                         columns = tonumber(ctx.getenv("COLUMNS") or "") or 80, label = "sync" }
+    end
+    -- a line per file on stdout: in a pipe, or for a dry run (that is its output)
+    local per_file = not opts.json and (not tty_out or o.dry_run)
+    local function out_line(x)
+      if p and tty_out then p:clear() end          -- (the same terminal: the line goes above the block)
+      ctx:out(x, "\n")
+      if ctx.stdout.flush then ctx.stdout:flush() end
+      if p and tty_out then p:draw(true) end
+    end
     o.on_event = function(ev)
-      if lines then
-        if show then show:clear() end
-        lines(ev)
+      local t = ev.type
+      if t == "create" then
+        if per_file then out_line((o.dry_run and "would create " or "created ") .. ev.kind .. " " .. safe(ev.path)) end
+      elseif t == "plan" then
+        if ev.action == "upload" then
+          if p then p:add(1, ev.size) end
+          if per_file and o.dry_run then
+            out_line(("would upload %s (%s) to %s"):format(safe(ev.path), human(ev.size),
+              safe(ev.album_path or ev.album_name or ev.album or "?")))
+          end
+        end
+      elseif t == "plan_done" then
+        if p then p:listed() p:draw(true) end
+      elseif t == "start" then
+        if p then p:start(ev.path, ev.size) p:draw() end
+      elseif t == "progress" then
+        if p then p:update(ev.path, ev.sent, ev.total) p:draw() end
+      elseif t == "done" then
+        if p then p:finish(ev.path, ev.size) p:draw() end
+        if per_file then out_line(("uploaded %s (%s)"):format(safe(ev.path), human(ev.size))) end
+      elseif t == "fail" then
+        if p then p:finish(ev.path, 0, true) p:draw() end
+        if per_file then out_line("failed " .. safe(ev.path) .. ": " .. one_line(ev.err.message or ev.err.code)) end
       end
-      if draw then draw(ev) end
     end
     local s, err = api:sync(o)
-    if show then show:finish() end
+    if p then p:clear() end
     if not s then
       if err.code == "missing" then usage("sync", "no folder " .. dir) end
       ctx:fail_err(err, "sync", true)
     end
     if opts.json then ctx:json_out(s) end
-    local code = status.OK
     for _, w in ipairs(s.warnings) do ctx:note("smugoauth: sync: ", safe(w), "\n") end
-    for _, f in ipairs(s.failures) do
-      local what = "sync: " .. f.path .. (f.files and (" (" .. f.files .. " files)") or "")
-      local st = ctx:report(errors.new(f.code or "io", f.message, { status = f.status }), what, true)
-      if code == status.OK then code = st end
+    for _, f in ipairs(s.listing_errors) do
+      ctx:note("smugoauth: sync: not synced: ", safe(f.what), " (", f.files, " files): ", f.code, ": ",
+               one_line(f.message or ""), "\n")
     end
-    ctx:note(summary_line(s))
-    return code
+    for _, f in ipairs(s.failures) do
+      ctx:note("smugoauth: sync: failed: ", safe(f.path), ": ", f.code, ": ", one_line(f.message or ""), "\n")
+    end
+    if s.stopped then
+      ctx:note("smugoauth: sync: stopped: ", one_line(s.stopped.message or s.stopped.code),
+               s.stopped.code == "oauth" and "; run `smugoauth login`" or "", "\n")
+    end
+    ctx:note(summary_line(s), "\n")
+    return clibackup.exit_status(s)
   end,
 }
 
