@@ -46,7 +46,8 @@ local sync = {
   min = 2, max = 2, args = "DIR ALBUM", complete = { "dir", false },
   help = [[
 usage: smugoauth sync DIR ALBUM [--jobs N] [--dry-run] [--json]
-       smugoauth sync --tree DIR FOLDER [--privacy P] [--jobs N] [--dry-run] [--json]
+       smugoauth sync --tree DIR FOLDER [--privacy P] [--jobs N] [--dry-run]
+                                        [--json]
 
 Upload the photos and videos of DIR that ALBUM (an album URI /api/v2/album/KEY,
 or just KEY) does not have. Files are matched by MD5, not by name: a file
@@ -74,7 +75,7 @@ failure was the network's, else 1 (also when DIR is being synced by another
 run).
 
 Options:
-  --tree               DIR's subfolders to albums under the SmugMug folder FOLDER
+  --tree               DIR's subfolders to albums under the SmugMug FOLDER
   -j, --jobs N         uploads at once (default 4, at most 32)
   -n, --dry-run        list what would be uploaded and created; change nothing
   --json               print the summary as JSON on stdout (no upload lines)
