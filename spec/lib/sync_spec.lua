@@ -164,6 +164,70 @@ describe("api:sync", function()
     assert.equal(1, s.uploaded)
   end)
 
+  it("a file name with a newline or other controls is uploaded under a clean FileName", function()
+    put("new\nline\27.jpg", 91)
+    local s = assert(api:sync { dir = dir, album = "K0003" })
+    assert.equal(1, s.uploaded)
+    local found = false
+    for _, img in ipairs(album_images(api, "K0003")) do found = found or img.FileName == "new_line_.jpg" end
+    assert.is_true(found)
+    s = assert(api:sync { dir = dir, album = "K0003" })
+    assert.equal(0, s.uploaded)
+  end)
+
+  it("with folder (the tree): albums by subfolder, created once; odd folders are reported, not synced", function()
+    put("Trip/2024/Italy/a.jpg", 101)
+    put("Trip/2024/Italy/b.jpg", 102)
+    put("Trip/2024/Spain/c.jpg", 103)
+    put("Trip/2024/loose.jpg", 104)                 -- beside subfolders with files: no album for it
+    put("Trip/top.jpg", 105)                        -- directly in dir: no album either
+    put("Trip/\255\254/d.jpg", 106)                -- not UTF-8: no album of that name
+    local tdir = dir .. "/Trip"
+    -- a dry run creates nothing
+    local events = {}
+    local s = assert(api:sync { dir = tdir, folder = "Lib/Tree", dry_run = true, on_event = function(ev)
+      if ev.type == "create" then events[#events + 1] = ev.kind .. " " .. ev.path end
+    end })
+    assert.same({ "folder Lib", "folder Lib/Tree", "folder Lib/Tree/2024", "album Lib/Tree/2024/Italy",
+                  "album Lib/Tree/2024/Spain" }, events)
+    assert.equal(3, s.to_upload)
+    local function tree_names()
+      local names = {}
+      local function walk(n, path)
+        for _, c in ipairs(n.Children or {}) do
+          local p = path .. "/" .. tostring(c.Name)
+          names[#names + 1] = c.Type .. " " .. p
+          walk(c, p)
+        end
+      end
+      walk(sb:tree(), "")
+      table.sort(names)
+      return names
+    end
+    local before = tree_names()
+    assert.is_nil(table.concat(before, "\n"):find("/Lib", 1, true))
+    -- the real run
+    s = assert(api:sync { dir = tdir, folder = "Lib/Tree", privacy = "Unlisted" })
+    assert.is_true(s.ok)
+    assert.equal(3, s.uploaded)
+    assert.same({ folders = 3, albums = 2 }, s.created)
+    assert.equal(3, s.ignored.unmapped)
+    assert.equal(3, #s.warnings)
+    local after = tree_names()
+    for _, want in ipairs { "Folder /Lib", "Folder /Lib/Tree", "Folder /Lib/Tree/2024", "Album /Lib/Tree/2024/Italy",
+                            "Album /Lib/Tree/2024/Spain" } do
+      local n = 0
+      for _, x in ipairs(after) do if x == want then n = n + 1 end end
+      assert.equal(1, n, want)
+    end
+    -- again: found by name, nothing created, nothing uploaded
+    s = assert(api:sync { dir = tdir, folder = "/Lib/Tree/" })
+    assert.same({ folders = 0, albums = 0 }, s.created)
+    assert.equal(0, s.uploaded)
+    assert.equal(3, s.present)
+    assert.same(after, tree_names())
+  end)
+
   it("--dry-run lists what it would upload and uploads, creates and writes nothing", function()
     put("a.jpg", 51)
     put("b.heic", 52)

@@ -88,6 +88,11 @@ local function resolve(rem, groups, o, s)
       s.warnings[#s.warnings + 1] = ("not synced: the %d file(s) directly in %s (with a tree, the files " ..
         "of a folder without subfolders go to the album of its name)"):format(#g.files,
         g.rel == "" and "the top folder" or g.rel)
+    elseif not utf8.len(g.rel) then
+      g.skip = true
+      s.ignored.unmapped = (s.ignored.unmapped or 0) + #g.files
+      s.warnings[#s.warnings + 1] = ("not synced: the %d file(s) of a folder whose name is not UTF-8 (%s): " ..
+        "an album's name must be"):format(#g.files, g.rel)
     else
       mapped = mapped + 1
     end

@@ -113,7 +113,10 @@ end
 -- The children of a node, listed once: an array of {id, type, name,
 -- url_name, album_key}.
 function methods:_children(node)
-  if node.virtual then return {} end
+  if node.virtual then                           -- made up by a dry run: what was made up under it
+    node.kids = node.kids or {}
+    return node.kids
+  end
   local kids = self.children_of[node.id]
   if kids then return kids end
   kids = {}

@@ -47,16 +47,19 @@ local function uploads(session, items, st)
       fail(f, errors.new(stop.code, "not tried: " .. tostring(stop.message), { status = stop.status }))
       return
     end
+    -- the FileName sent: no control character (a header cannot carry CR or
+    -- LF; the file is matched by MD5 anyway, and adopted by this name)
+    local name = f.name:gsub("%c", "_")
     local ok, err = true, nil
     if it.forget then ok, err = m:forget(f.md5, album.key) end
-    if ok then ok, err = m:pending(f.md5, album.key, f.rel, f.name, f.size) end
+    if ok then ok, err = m:pending(f.md5, album.key, f.rel, name, f.size) end
     if not ok then
       stop = stop or err
       return fail(f, err)
     end
     emit { type = "start", path = f.rel, size = f.size, album = album.key }
     local res
-    res, err = session:upload { album = album.uri, file = f.path, md5 = f.md5, filename = f.name,
+    res, err = session:upload { album = album.uri, file = f.path, md5 = f.md5, filename = name,
       timeout = st.timeout, retry = st.retry, fresh = true,
       on_progress = function(sent, total) emit { type = "progress", path = f.rel, sent = sent, total = total } end }
     if not res then
@@ -65,7 +68,7 @@ local function uploads(session, items, st)
     end
     local key = image_key(res)
     if key then
-      ok, err = m:done(f.md5, album.key, key, f.rel, f.name, res.size or f.size)
+      ok, err = m:done(f.md5, album.key, key, f.rel, name, res.size or f.size)
       if not ok then stop = stop or err end
     end
     s.uploaded = s.uploaded + 1
