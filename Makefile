@@ -128,6 +128,7 @@ bench: deps all $(BUILD)/bench/hmac_floor $(BUILD)/bench/fastserver
 	BENCH_OUT=$(BENCH_OUT) BENCH_PLACEMENT=same $(LUA) bench/http.lua $(BENCH_SECONDS)
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/many.lua
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/upload.lua
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/sync.lua
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/web.lua 5 3
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/loop.lua
 	$(LUA) bench/report.lua $(BENCH_OUT) bench/out

@@ -3,7 +3,7 @@
 # Quiet no-op when they are all there; needs root (or sudo) otherwise.
 set -e
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config gcc make
-lua-socket lua-cjson lua-busted lua-check luarocks lua-sec lua-ldoc lua-markdown lua-cqueues lua-luv
+lua-socket lua-cjson lua-sql-sqlite3 lua-busted lua-check luarocks lua-sec lua-ldoc lua-markdown lua-cqueues lua-luv
 python3 python3-oauthlib python3-requests-oauthlib python3-bottle python3-jwt python3-cryptography
 openssl curl valgrind wrk strace clang libclang-rt-14-dev chromium gnuplot-nox
 zsh bash-completion man-db groff-base"

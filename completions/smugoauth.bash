@@ -14,6 +14,8 @@ _smugoauth_options() {
     patch) _smugoauth_opts='-f --field -h --help -q --query --compact --config --credentials --debug --json --pretty --version'; _smugoauth_args=' -f --field -q --query --config --credentials --json ' ;;
     delete) _smugoauth_opts='-f --field -h --help -q --query --compact --config --credentials --debug --json --pretty --version'; _smugoauth_args=' -f --field -q --query --config --credentials --json ' ;;
     upload) _smugoauth_opts='-h --help --caption --compact --config --credentials --debug --keywords --pretty --replace --timeout --title --version'; _smugoauth_args=' --caption --config --credentials --keywords --replace --timeout --title ' ;;
+    backup) _smugoauth_opts='-h --help --album --compact --config --credentials --debug --delete --dry-run --jobs --json --pretty --user --version'; _smugoauth_args=' --album --config --credentials --jobs --user ' ;;
+    sync) _smugoauth_opts='-h --help -j --jobs -n --dry-run --compact --config --credentials --debug --json --pretty --privacy --rehash --timeout --tree --version'; _smugoauth_args=' -j --jobs --config --credentials --privacy --timeout ' ;;
     logout) _smugoauth_opts='-h --help --compact --config --credentials --debug --pretty --version'; _smugoauth_args=' --config --credentials ' ;;
     config) _smugoauth_opts='-h --help --compact --config --credentials --debug --pretty --version'; _smugoauth_args=' --config --credentials ' ;;
     completion) _smugoauth_opts='-h --help --compact --config --credentials --debug --pretty --version'; _smugoauth_args=' --config --credentials ' ;;
@@ -27,6 +29,7 @@ _smugoauth_value() {
   case "$1 $2" in
     'login --access') _smugoauth_words 'Full Public' ;;
     'login --permissions') _smugoauth_words 'Add Modify Read' ;;
+    'sync --privacy') _smugoauth_words 'private unlisted public' ;;
     *' --config'|*' --credentials') _smugoauth_files ;;
   esac
 }
@@ -39,8 +42,9 @@ _smugoauth_positional() {
   esac
   case "$1 $n" in
     'upload 2') _smugoauth_files ;;
+    'backup 1'|'sync 1') _smugoauth_dirs ;;
     'completion 1') _smugoauth_words 'bash zsh' ;;
-    'help 1') _smugoauth_words 'login whoami get post patch delete upload logout config completion help' ;;
+    'help 1') _smugoauth_words 'login whoami get post patch delete upload backup sync logout config completion help' ;;
   esac
 }
 
@@ -108,7 +112,7 @@ _smugoauth() {
       _smugoauth_words "$_smugoauth_opts"
     fi
   elif [[ -z $cmd ]]; then
-    _smugoauth_words 'login whoami get post patch delete upload logout config completion help'
+    _smugoauth_words 'login whoami get post patch delete upload backup sync logout config completion help'
   else
     _smugoauth_positional "$cmd" $((n + 1))
   fi

@@ -1,14 +1,15 @@
 --- Session: signed API requests for one access token, made by
 -- `client:session(token, token_secret)`. The request methods are here; the
 -- pipeline they share is smugoauth.request, and the bodies of pages/each,
--- upload, download and get_many live in smugoauth.pages, smugoauth.upload,
--- smugoauth.download and smugoauth.many.
+-- upload, download, get_many and sync live in smugoauth.pages,
+-- smugoauth.upload, smugoauth.download, smugoauth.many and smugoauth.sync.
 -- @module smugoauth.session
 local request = require "smugoauth.request"
 local pages = require "smugoauth.pages"
 local upload = require "smugoauth.upload"
 local download = require "smugoauth.download"
 local many = require "smugoauth.many"
+local sync = require "smugoauth.sync"
 local backup = require "smugoauth.backup.run"
 
 local methods = {}
@@ -87,6 +88,11 @@ methods.get_many = many.get_many
 --- Back up the account (or some albums) to a folder, incrementally:
 -- `api:backup{dest = DIR, ...}` -> summary (smugoauth.backup.run).
 methods.backup = backup.backup
+--- Upload what a local folder has and an album lacks, by MD5 (a manifest
+-- remembers the files SmugMug converts); with `folder`, a tree of
+-- subfolders to albums: `api:sync{dir = ..., album = ... | folder = ...}`
+-- (smugoauth.sync).
+methods.sync = sync.sync
 
 -- The session's own loop, for get_many called outside any task (made on
 -- first use; its connections are kept between calls).

@@ -22,8 +22,9 @@ describe("smugoauth.core", function()
     table.sort(names)
     assert.are.same({
       "b64decode", "b64encode", "base_string", "commit", "cookie_key_file", "cookie_max_payload",
-      "cookie_open", "cookie_seal", "digest", "digest_file", "digest_new", "equal", "file_mode", "file_size", "getuid",
-      "hmac", "http_new", "isatty", "mkdir_private", "monotime", "nonce", "parse_form", "percent_decode",
+      "cookie_open", "cookie_seal", "digest", "digest_file", "digest_new", "equal", "file_mode", "file_size",
+      "getuid", "hmac", "http_new", "isatty", "list_dir", "mkdir_private", "monotime", "nonce", "parse_form",
+      "percent_decode",
       "percent_encode", "poller", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer",
       "version", "write_private",
     }, names)

@@ -32,7 +32,7 @@
 --
 -- The commands live one group a file: cli/login.lua (login, logout),
 -- cli/api.lua (whoami, get, post, patch, delete), cli/upload.lua,
--- cli/backup.lua (with cli/progress.lua, its progress display),
+-- cli/backup.lua and cli/sync.lua (with cli/progress.lua, their progress display),
 -- cli/config.lua (config, and storing the config of `login --key`),
 -- cli/completion.lua (the bash and zsh scripts); this file parses the command
 -- line, dispatches, and owns the help and exit statuses. The man page
@@ -46,6 +46,7 @@ local login = require "smugoauth.apps.cli.login"
 local api = require "smugoauth.apps.cli.api"
 local upload = require "smugoauth.apps.cli.upload"
 local backup = require "smugoauth.apps.cli.backup"
+local sync = require "smugoauth.apps.cli.sync"
 local cliconfig = require "smugoauth.apps.cli.config"
 local completion = require "smugoauth.apps.cli.completion"
 local doc = require "smugoauth.apps.cli.doc"
@@ -139,7 +140,7 @@ Options:
 }
 
 for _, def in ipairs { login.login, api.whoami, api.get, api.post, api.patch, api.delete, upload.upload,
-                       backup.backup,
+                       backup.backup, sync.sync,
                        login.logout, cliconfig.config, completion.command(function() return describe() end),
                        help_command } do
   COMMANDS[def.name] = def
