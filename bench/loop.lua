@@ -37,9 +37,6 @@
 --            The browsers are tasks of a loop of this process (client CPU), on
 --            one libcurl multi handle. Targets (ours): all N answered within
 --            1.2x of one call's latency; GET / p99 < 20 ms.
---            NOTE: until the HTTP server runs its handlers as loop tasks
---            (branch server-loop), "ours" blocks like "blocking"; this script
---            needs no change when it does.
 --
 -- Exits 0 even when a target is missed (MISSED), 1 when it could not run.
 -- usage: lua5.4 bench/loop.lua [scripts] [memory] [web]
