@@ -203,6 +203,7 @@ describe("smugoauth backup", function()
     rc, out, err = smug { "backup", dest, "--user", "tester", "--jobs", "64" }
     assert.equal(0, rc, err)
     assert.equal(count(truth), bk.verify(dest, truth, true))
+    assert.equal(count(truth), #lines_of(out))
     -- a user or an album that is not there: not listed, said so, exit 1
     dest = tmp .. "/nobody"
     rc, out, err = smug { "backup", dest, "--user", "nobody" }
@@ -280,6 +281,8 @@ describe("smugoauth backup", function()
     assert(sb:change("process", "VidProc"))
     rc, out, err = smug { "backup", dest, "--album", "AlbVideos" }
     assert.equal(1, rc, err)
+    assert.same({ "failed Videos/processing.mov: the video VidProc is still being processed by SmugMug: " ..
+                  "nothing to download yet", "saved Videos/clip.mp4", "saved Videos/still.jpg" }, sorted(lines_of(out)))
     assert.matches("smugoauth: backup: failed: Videos/processing%.mov: still being processed by SmugMug " ..
                    "%(tried again by the next run%)\n", err)
     assert.is_nil(core.file_size(dest .. "/Videos/processing.mov"))
@@ -340,6 +343,17 @@ describe("smugoauth backup", function()
                 sorted(lines_of(files.read_file(file))))
     assert.is_nil(files.read_file(file):find("[\27\r]"))
     no_secret(out, files.read_file(file))
+    -- a dry run on a terminal: its lines, and no progress block (nothing is downloaded: a block
+    -- would only ever say "0/0 files")
+    dest = tmp .. "/tty3"
+    rc, out = proc.run("script -qec " .. q(ENV .. "timeout 120 " .. command { "backup", "--dry-run", dest, "--album",
+                                           "AlbParis" }) .. " /dev/null", { timeout = 130 })
+    assert.equal(0, rc, out)
+    assert.same({ "download Paris/eiffel.jpg (1000 B)", "download Paris/louvre.jpg (1000 B)",
+                  "download Paris/seine.jpg (1000 B)",
+                  "backup --dry-run: 3 to do, 0 unchanged; nothing was downloaded or changed" },
+                lines_of((out:gsub("\r\n", "\n"))))
+    assert.is_true(empty(dest))
   end)
 
   it("sets each file's time from the photo's date (DateTimeOriginal, else DateTimeUploaded)", function()

@@ -133,7 +133,9 @@ Options:
     local api = ctx:session()
     local tty_out = ctx.isatty(1)
     local p
-    if ctx.isatty(2) then
+    -- the progress block: on a terminal, when something is to be downloaded
+    -- (a dry run downloads nothing: its lines are the whole output)
+    if ctx.isatty(2) and not opts.dry_run then
       local stderr = ctx.stderr
       p = progress.new { write = function(s) stderr:write(s) if stderr.flush then stderr:flush() end end,
                          columns = tonumber(ctx.getenv("COLUMNS") or "") or 80 }
