@@ -92,6 +92,9 @@ describe("smugoauth sync", function()
     assert.equal(2, s.uploaded)
     assert.equal("album K0002", s.target)
     assert.same({}, s.failures)
+    assert.matches("^{[^\n]*}\n$", out)              -- one line, one document
+    assert.matches('"failures":%[%]', out)            -- lists are JSON arrays, also when empty
+    assert.matches('"listing_errors":%[%]', out)
   end)
 
   it("--dry-run lists what would be uploaded and uploads nothing", function()

@@ -39,7 +39,7 @@ local OPTIONS = {
   { "retry", "table", nil, doc = "the retry policy (smugoauth.retry) of every request; default " ..
     "{attempts = 10, max_time = 600}; uploads and creations are tried again only after 429/503" },
   { "rehash", "boolean", false, doc = "read every file again (not the manifest's cached MD5s)" },
-  { "on_event", "function", nil, doc = "function(event): see the module's README section" },
+  { "on_event", "function", nil, doc = "function(event) for each step (see `sync`); it must not yield" },
 }
 local TYPES = util.option_types(OPTIONS)
 local PRIVACY = { Public = true, Unlisted = true, Private = true }
@@ -155,7 +155,7 @@ local function failure(s, emit, f, err)
   s.failed = s.failed + 1
   s.failures[#s.failures + 1] = { path = f.rel, code = err.code, message = tostring(err.message or err),
                                   status = err.status }
-  emit { type = "fail", path = f.rel, size = f.size, err = err }
+  emit { type = "failed", path = f.rel, size = f.size, code = err.code, message = err.message, err = err }
 end
 
 -- A folder whose album could not be found, made or listed: its files are
@@ -264,6 +264,14 @@ end
 -- folder: `api:sync(o)` with the options of OPTIONS (dir, and album or
 -- folder, required). Inside a task of a loop it yields; outside one it runs
 -- on the session's own loop until done.
+--
+-- Events (o.on_event): { type = "scan", files, groups } once the folder is
+-- read; "hash" (path, size, cached) per file; "create" (kind: "folder" or
+-- "album", name, path, dry_run) per folder or album made (or that would
+-- be); "plan" (path, size, action, key) per file; "plan_done" (upload,
+-- bytes); "start" (path, size, album), "progress" (path, sent, total) and
+-- "done" (path, size, key, album) of an upload; "failed" (path, size, code,
+-- message, err) per file not synced; "listing_error" (what, files, err).
 --
 -- Returns a summary, or nil, err when the sync could not be made at all
 -- (dir unreadable: code "missing"/"io"; the manifest in use by another

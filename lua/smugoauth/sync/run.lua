@@ -38,7 +38,7 @@ local function uploads(session, items, st)
     s.failed = s.failed + 1
     s.failures[#s.failures + 1] = { path = f.rel, code = err.code, message = tostring(err.message or err),
                                     status = err.status }
-    emit { type = "fail", path = f.rel, size = f.size, err = err }
+    emit { type = "failed", path = f.rel, size = f.size, code = err.code, message = err.message, err = err }
   end
   local function one(it)
     local f, album = it.file, it.album

@@ -4,8 +4,6 @@
 -- with --json, what would happen with --dry-run, the failures at the end
 -- and an exit status that says whether everything was saved.
 -- @module smugoauth.apps.cli.backup
-local cjson = require "cjson.safe"
-local json = require "smugoauth.json"
 local context = require "smugoauth.apps.cli.context"
 local output = require "smugoauth.apps.cli.output"
 local progress = require "smugoauth.apps.cli.progress"
@@ -55,29 +53,6 @@ local function summary_line(s)
     line = ("backup --dry-run: %d to do, %d unchanged; nothing was downloaded or changed"):format(s.planned, s.skipped)
   end
   return line
-end
-
--- The summary's lists (JSON arrays, also when empty).
-local LISTS = { "failures", "listing_errors" }
-
---- The --json document of a summary: one JSON object whose lists are
--- arrays also when empty (lua-cjson 2.1 writes an empty table as `{}`, and
--- has no array marker: there the lists are written here).
-local function json_text(s, pretty)
-  if cjson.array_mt then
-    for _, k in ipairs(LISTS) do setmetatable(s[k], cjson.array_mt) end
-  end
-  if pretty then return json.pretty(s) end       -- (writes an empty plain table as [])
-  if cjson.array_mt then return json.compact(s) end
-  local rest, lists = {}, {}
-  for k, v in pairs(s) do rest[k] = v end
-  for i, k in ipairs(LISTS) do
-    rest[k] = nil
-    local items = {}
-    for j, x in ipairs(s[k]) do items[j] = json.compact(x) end
-    lists[i] = ('"%s":[%s]'):format(k, table.concat(items, ","))
-  end
-  return json.compact(rest):sub(1, -2) .. "," .. table.concat(lists, ",") .. "}"
 end
 
 local backup = {
@@ -186,7 +161,7 @@ Options:
       delete = opts.delete == true, dry_run = opts.dry_run == true, on_event = on_event, progress = p ~= nil }
     if p then p:clear() end
     if not s then ctx:fail_err(err, "backup", true) end
-    if opts.json then ctx:out(output.safe_json(json_text(s, ctx.pretty)), "\n") end
+    if opts.json then ctx:summary_out(s) end
     for _, f in ipairs(s.listing_errors) do
       ctx:note("smugoauth: backup: not listed: ", safe(f.what), ": ", output.one_line(f.message or f.code), "\n")
     end
@@ -207,5 +182,4 @@ Options:
 return {
   backup = backup,
   exit_status = exit_status,
-  json_text = json_text,
 }

@@ -128,6 +128,13 @@ function methods:json_out(v)
   self:out(safe_json(s), "\n")
 end
 
+--- Print a summary of ours (backup, sync) as JSON: its empty tables are
+-- lists, written `[]` in both styles (lua-cjson alone writes `{}`).
+function methods:summary_out(v)
+  local s = self.pretty and json.pretty(v) or json.line(v)
+  self:out(safe_json(s), "\n")
+end
+
 --- Print a response body: JSON formatted, anything else as it came (made
 -- safe on a terminal).
 function methods:body_out(body)

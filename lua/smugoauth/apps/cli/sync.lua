@@ -148,9 +148,9 @@ Options:
       elseif t == "done" then
         if p then p:finish(ev.path, ev.size) p:draw() end
         if per_file then out_line(("uploaded %s (%s)"):format(safe(ev.path), human(ev.size))) end
-      elseif t == "fail" then
+      elseif t == "failed" then
         if p then p:finish(ev.path, 0, true) p:draw() end
-        if per_file then out_line("failed " .. safe(ev.path) .. ": " .. one_line(ev.err.message or ev.err.code)) end
+        if per_file then out_line("failed " .. safe(ev.path) .. ": " .. one_line(ev.message or ev.code)) end
       end
     end
     local s, err = api:sync(o)
@@ -159,7 +159,7 @@ Options:
       if err.code == "missing" then usage("sync", "no folder " .. dir) end
       ctx:fail_err(err, "sync", true)
     end
-    if opts.json then ctx:json_out(s) end
+    if opts.json then ctx:summary_out(s) end
     for _, w in ipairs(s.warnings) do ctx:note("smugoauth: sync: ", safe(w), "\n") end
     for _, f in ipairs(s.listing_errors) do
       ctx:note("smugoauth: sync: not synced: ", safe(f.what), " (", f.files, " files): ", f.code, ": ",
