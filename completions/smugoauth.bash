@@ -14,7 +14,7 @@ _smugoauth_options() {
     patch) _smugoauth_opts='-f --field -h --help -q --query --compact --config --credentials --debug --json --pretty --version'; _smugoauth_args=' -f --field -q --query --config --credentials --json ' ;;
     delete) _smugoauth_opts='-f --field -h --help -q --query --compact --config --credentials --debug --json --pretty --version'; _smugoauth_args=' -f --field -q --query --config --credentials --json ' ;;
     upload) _smugoauth_opts='-h --help --caption --compact --config --credentials --debug --keywords --pretty --replace --timeout --title --version'; _smugoauth_args=' --caption --config --credentials --keywords --replace --timeout --title ' ;;
-    backup) _smugoauth_opts='-h --help --album --compact --config --credentials --debug --delete --dry-run --jobs --json --pretty --user --version'; _smugoauth_args=' --album --config --credentials --jobs --user ' ;;
+    backup) _smugoauth_opts='-h --help -j --jobs -n --dry-run --album --compact --config --credentials --debug --delete --json --pretty --user --version'; _smugoauth_args=' -j --jobs --album --config --credentials --user ' ;;
     sync) _smugoauth_opts='-h --help -j --jobs -n --dry-run --compact --config --credentials --debug --json --pretty --privacy --rehash --timeout --tree --version'; _smugoauth_args=' -j --jobs --config --credentials --privacy --timeout ' ;;
     logout) _smugoauth_opts='-h --help --compact --config --credentials --debug --pretty --version'; _smugoauth_args=' --config --credentials ' ;;
     config) _smugoauth_opts='-h --help --compact --config --credentials --debug --pretty --version'; _smugoauth_args=' --config --credentials ' ;;

@@ -179,7 +179,7 @@ describe("smugoauth backup", function()
     assert.equal(0, st.archive_requests)
     assert.equal(0, st.api_routes["GET image!largestvideo"] or 0)
     -- --json too: the counts, no line per file
-    rc, out = smug { "backup", "--dry-run", "--json", dest, "--album", "AlbParis" }
+    rc, out = smug { "backup", "-n", "--json", dest, "--album", "AlbParis" }
     assert.equal(0, rc)
     local s = assert(cjson.decode(out))
     assert.is_true(s.dry_run)
@@ -200,7 +200,7 @@ describe("smugoauth backup", function()
     assert.equal(6, bk.verify(dest, truth))
     -- --user: that user's tree (the sandbox's user is "tester": all of it)
     dest = tmp .. "/user"
-    rc, out, err = smug { "backup", dest, "--user", "tester", "--jobs", "64" }
+    rc, out, err = smug { "backup", dest, "--user", "tester", "-j", "64" }
     assert.equal(0, rc, err)
     assert.equal(count(truth), bk.verify(dest, truth, true))
     assert.equal(count(truth), #lines_of(out))

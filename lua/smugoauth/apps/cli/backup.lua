@@ -58,7 +58,8 @@ end
 local backup = {
   name = "backup", summary = "back up your photos and videos to a folder, incrementally",
   options = { ["--album"] = { "album", arg = true, many = true }, ["--user"] = { "user", arg = true },
-              ["--jobs"] = { "jobs", arg = true }, ["--delete"] = { "delete" }, ["--dry-run"] = { "dry_run" },
+              ["--jobs"] = { "jobs", arg = true }, ["-j"] = { "jobs", arg = true }, ["--delete"] = { "delete" },
+              ["--dry-run"] = { "dry_run" }, ["-n"] = { "dry_run" },
               ["--json"] = { "json" } },
   min = 1, max = 1, args = "DEST", complete = { "dir" },
   help = [[
@@ -82,10 +83,10 @@ Options:
   --album KEY     back up this album only (an album key, or
                   /api/v2/album/KEY; repeat for more), as DEST/<album name>
   --user NICK     back up that user's folders and albums instead of yours
-  --jobs N        downloads at once (1 to 64, default 4)
+  -j, --jobs N    downloads at once (1 to 64, default 4)
   --delete        remove the files of images deleted on SmugMug (only after
                   a listing that completed without errors)
-  --dry-run       print what would be done (download, move, verify, delete);
+  -n, --dry-run   print what would be done (download, move, verify, delete);
                   nothing is downloaded or changed
   --json          print a JSON summary on stdout at the end (and no line
                   per file)
