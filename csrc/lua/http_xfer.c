@@ -42,6 +42,17 @@
 
 /* ------------------------------------------------------------ callbacks */
 
+/* libcurl opens its sockets without close-on-exec: a program started
+ * while a connection is open or kept (the CLI's browser opener, a script's
+ * os.execute) would inherit it. */
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose) {
+  int fl = fcntl(fd, F_GETFD);
+  (void)ud;
+  (void)purpose;
+  if (fl >= 0) (void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+  return CURL_SOCKOPT_OK;
+}
+
 /* Push x's Lua callback `name`: the function at stack index idx of x->L
  * (c:request), or for a reactor's transfer (idx -1) [pkey].req[name] of
  * the pending table at stack index x->ptab. 0 when there is none. */
@@ -585,6 +596,7 @@ const char *so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const s
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
   }
   SET(CURLOPT_FRESH_CONNECT, fresh_connection(r));     /* no silent re-send */
+  SET(CURLOPT_SOCKOPTFUNCTION, on_sockopt);            /* close-on-exec */
   SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
   SET(CURLOPT_WRITEFUNCTION, on_write);
   SET(CURLOPT_WRITEDATA, (void *)x);

@@ -2,7 +2,7 @@
  * core.write_private over the private-file unit (privfile.c: every check on
  * the open descriptor, atomic 0600 replacement), the end of a download
  * (core.commit, core.set_mtime over sink.c) and small file helpers (modes,
- * sizes, the listing of a directory).
+ * sizes, the listing of a directory, close-on-exec).
  *
  * Paths are C strings: one with an embedded NUL raises (it would otherwise
  * name another, shorter path). */
@@ -271,6 +271,19 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+/* cloexec(fd) -> true | nil, message, code: the descriptor is closed in
+ * programs this process starts (for LuaSocket's sockets, which are not). */
+static int l_cloexec(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  int fl;
+  luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "descriptor expected");
+  fl = fcntl((int)fd, F_GETFD);
+  if (fl < 0 || fcntl((int)fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+    return so_fail(L, "io", "cloexec: %s", strerror(errno));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg file_funcs[] = {
   {"read_private", l_read_private},
   {"write_private", l_write_private},
@@ -282,6 +295,7 @@ static const luaL_Reg file_funcs[] = {
   {"mkdir_private", l_mkdir_private},
   {"isatty", l_isatty},
   {"list_dir", l_list_dir},
+  {"cloexec", l_cloexec},
   {NULL, NULL}
 };
 

@@ -21,13 +21,25 @@ describe("smugoauth.core", function()
     for k in pairs(core) do names[#names + 1] = k end
     table.sort(names)
     assert.are.same({
-      "b64decode", "b64encode", "base_string", "commit", "cookie_key_file", "cookie_max_payload",
+      "b64decode", "b64encode", "base_string", "cloexec", "commit", "cookie_key_file", "cookie_max_payload",
       "cookie_open", "cookie_seal", "digest", "digest_file", "digest_new", "equal", "file_mode", "file_size",
       "getuid", "hmac", "http_new", "isatty", "list_dir", "mkdir_private", "monotime", "nonce", "parse_form",
       "percent_decode",
       "percent_encode", "poller", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer",
       "version", "write_private",
     }, names)
+  end)
+
+  it("cloexec(fd): true for an open descriptor, nil, message, io for a closed one; misuse raises", function()
+    local s = assert(require("socket").tcp())
+    assert.is_true(core.cloexec(s:getfd()))
+    s:close()
+    local ok, msg, code = core.cloexec(1000000)
+    assert.is_nil(ok)
+    assert.matches("cloexec: Bad file descriptor", msg)
+    assert.equal("io", code)
+    assert.has_error(function() core.cloexec(-1) end)
+    assert.has_error(function() core.cloexec("x") end)
   end)
 
   it("no longer has seal and open (the cookie format is the one AES-GCM user)", function()

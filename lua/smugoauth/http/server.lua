@@ -34,7 +34,7 @@ local request = require "smugoauth.http.request"
 local cookie = require "smugoauth.http.cookie"
 
 local find, format, gsub = string.find, string.format, string.gsub
-local monotime = core.monotime
+local monotime, cloexec = core.monotime, core.cloexec
 local pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error =
   pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error
 local tointeger = math.tointeger
@@ -235,6 +235,7 @@ local function new(opts)
   local _, port = lst:getsockname()
   self.port = tonumber(port)
   self.listener, self.lfd = lst, lst:getfd()
+  cloexec(self.lfd)                               -- not in a program a handler starts (a browser)
   self.conns, self.nconn = {}, 0
   self.idle, self.nidle = {}, 0                   -- the pool of tasks waiting for a connection
   self._pool_idle = tasks.POOL_IDLE
@@ -287,6 +288,7 @@ function methods:_accept()
       s:setoption("tcp-nodelay", true)
       local ip, port = s:getpeername()
       local fd = s:getfd()
+      cloexec(fd)
       if self.tls then
         local w = self.ssl.wrap(s, self.tls)
         if w then w:settimeout(0) else s:close() end
