@@ -22,9 +22,13 @@
 --                     PY_IMAGES (500) images only (one request at a time, 20 ms
 --                     each: the whole album would take a minute): compared by
 --                     throughput (MB/s), not total time.
---           Then ours again with jobs = 8 (the Python target: see below). The
---           files are checked: count, and the MD5 of a few against the API's.
---           Targets: ours (jobs 4) >= 0.8x curl's throughput, >= 5x Python's.
+--           Then ours again with jobs = 8 (a fresh folder). The files are
+--           checked: count, and the MD5 of a few against the API's. The client's
+--           CPU time is shown for each (this process for ours, the child's).
+--           Targets: ours (jobs 4) >= 0.8x curl's throughput; >= 5x Python's,
+--           judged for jobs 4 and for jobs 8: with 4 requests in flight at
+--           20 ms each against one at a time, no client gets much past 4x
+--           (curl's own ratio to Python is printed and recorded beside it).
 --           The re-run: api:backup again on the same folder: 0 archive bytes,
 --           0 archive requests, only listing calls (the sandbox's counters).
 --   video   one video of VIDEO_MB (2,048) MiB (the sandbox's "video"
