@@ -129,6 +129,7 @@ bench: deps all $(BUILD)/bench/hmac_floor $(BUILD)/bench/fastserver
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/many.lua
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/upload.lua
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/sync.lua
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/backup.lua
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/web.lua 5 3
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/loop.lua
 	$(LUA) bench/report.lua $(BENCH_OUT) bench/out
