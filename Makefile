@@ -4,6 +4,7 @@
 #   make demo       the console OAuth flow end to end against the local sandbox
 #   make install    install into the system Lua 5.4 tree (PREFIX, DESTDIR)
 #   make docs       the API reference from the doc comments in build/docs/ (LDoc)
+#   make generated  rewrite the completion scripts and the man page from the command
 
 LUA          ?= lua5.4
 LUA_PC       ?= lua5.4
@@ -13,6 +14,9 @@ PREFIX       ?= /usr/local
 LUA_LIBDIR   ?= $(PREFIX)/lib/lua/5.4
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 BINDIR       ?= $(PREFIX)/bin
+MANDIR       ?= $(PREFIX)/share/man
+BASHCOMPDIR  ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR   ?= $(PREFIX)/share/zsh/site-functions
 BUSTED       ?= $(LUA) /usr/bin/busted
 
 # Lazily expanded (=, not :=): on a fresh machine the packages that provide
@@ -35,7 +39,8 @@ HDRS   := $(wildcard csrc/lib/*.h csrc/lua/*.h)
 OBJS   := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 MODULE := $(BUILD)/smugoauth/core.so
 
-.PHONY: all deps test lint docs check asan valgrind bench install uninstall demo console web clean rock-check sandbox fuzz
+.PHONY: all deps test lint docs check asan valgrind bench install uninstall demo console web clean rock-check sandbox fuzz \
+        generated
 
 all: $(MODULE)
 
@@ -69,6 +74,18 @@ docs: deps
 
 check: lint test
 
+# The files the command writes from its own command and option tables and help
+# texts: the bash and zsh completion scripts and the man page. They are kept in
+# the tree (for make install and the rockspec); spec/apps/cli_docs_spec.lua
+# fails when they are not what the command prints now.
+GENERATED = completions/smugoauth.bash completions/_smugoauth man/smugoauth.1
+generated: all
+	@mkdir -p completions man
+	$(LUA) bin/smugoauth completion bash > completions/smugoauth.bash.tmp
+	$(LUA) bin/smugoauth completion zsh > completions/_smugoauth.tmp
+	$(LUA) bin/smugoauth help --man > man/smugoauth.1.tmp
+	@for f in $(GENERATED); do mv "$$f.tmp" "$$f"; done
+
 clean:
 	rm -rf $(BUILD)
 
@@ -81,10 +98,17 @@ install: all
 	  install -D -m 0644 "$$f" "$(DESTDIR)$(LUA_SHAREDIR)/$$f" || exit 1; done
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 bin/smugoauth $(DESTDIR)$(BINDIR)/smugoauth
+	# the man page and the completion scripts (make generated writes them)
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0644 man/smugoauth.1 $(DESTDIR)$(MANDIR)/man1/smugoauth.1
+	install -m 0644 completions/smugoauth.bash $(DESTDIR)$(BASHCOMPDIR)/smugoauth
+	install -m 0644 completions/_smugoauth $(DESTDIR)$(ZSHCOMPDIR)/_smugoauth
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/smugoauth $(DESTDIR)$(LUA_SHAREDIR)/smugoauth \
-	       $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua $(DESTDIR)$(BINDIR)/smugoauth
+	       $(DESTDIR)$(LUA_SHAREDIR)/smugoauth.lua $(DESTDIR)$(BINDIR)/smugoauth \
+	       $(DESTDIR)$(MANDIR)/man1/smugoauth.1 $(DESTDIR)$(BASHCOMPDIR)/smugoauth \
+	       $(DESTDIR)$(ZSHCOMPDIR)/_smugoauth
 
 $(BUILD)/bench/hmac_floor: bench/hmac_floor.c
 	@mkdir -p $(dir $@)
@@ -105,13 +129,19 @@ bench: deps all $(BUILD)/bench/hmac_floor $(BUILD)/bench/fastserver
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/many.lua
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/upload.lua
 	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/web.lua 5 3
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/loop.lua
+	# (last: they write and delete gigabytes, whose writeback would disturb
+	# the latency measures of web and loop)
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/sync.lua
+	BENCH_OUT=$(BENCH_OUT) $(LUA) bench/backup.lua
 	$(LUA) bench/report.lua $(BENCH_OUT) bench/out
 
 # The console flow end to end against the local sandbox (no input needed).
 demo: deps all
 	@$(LUA) examples/demo.lua
 
-# The console flow against the provider named by the config (SMUGOAUTH_CONFIG or ./config.json).
+# The console flow against the provider named by the config (SMUGOAUTH_CONFIG, ./config.json, or
+# $XDG_CONFIG_HOME/smugoauth/config.json: see smugoauth.config).
 console: all
 	@$(LUA) examples/console.lua
 
@@ -124,6 +154,9 @@ rock-check: deps
 	$(LUA) tools/rockspec_check.lua rockspec/smugoauth-scm-1.rockspec
 	@rm -rf $(BUILD)/rocktree
 	luarocks --lua-version 5.4 make --tree $(BUILD)/rocktree --deps-mode=none rockspec/smugoauth-scm-1.rockspec >/dev/null
+	@for f in man/smugoauth.1 completions/smugoauth.bash completions/_smugoauth; do \
+	  cmp -s "$$f" "$(BUILD)/rocktree/lib/luarocks/rocks-5.4/smugoauth/scm-1/$$f" || \
+	  { echo "rock-check: $$f is not shipped" >&2; exit 1; }; done
 	cd / && LUA_PATH="$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?.lua;$(CURDIR)/$(BUILD)/rocktree/share/lua/5.4/?/init.lua;;" \
 	  LUA_CPATH="$(CURDIR)/$(BUILD)/rocktree/lib/lua/5.4/?.so;;" \
 	  $(LUA) -e 'local s = require "smugoauth"; assert(package.searchpath("smugoauth.core", package.cpath):find("rocktree")); print("rockspec: installed " .. s._VERSION .. ", loads")'

@@ -3,9 +3,10 @@
 # Quiet no-op when they are all there; needs root (or sudo) otherwise.
 set -e
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config gcc make
-lua-socket lua-cjson lua-busted lua-check luarocks lua-sec lua-ldoc lua-markdown
+lua-socket lua-cjson lua-sql-sqlite3 lua-busted lua-check luarocks lua-sec lua-ldoc lua-markdown lua-cqueues lua-luv
 python3 python3-oauthlib python3-requests-oauthlib python3-bottle python3-jwt python3-cryptography
-openssl curl valgrind wrk strace clang libclang-rt-14-dev chromium gnuplot-nox"
+openssl curl valgrind wrk strace clang libclang-rt-14-dev chromium gnuplot-nox
+zsh bash-completion man-db groff-base"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,7 +5,9 @@
 --   3. read the six-digit code the user is shown,
 --   4. trade it for an access token, print token and secret,
 --   5. GET /api/v2!authuser with Accept: application/json and print the JSON.
--- Keys come from SMUGOAUTH_CONFIG or ./config.json ({"key": ..., "secret": ...}).
+-- Keys come from SMUGOAUTH_CONFIG, else ./config.json, else the config
+-- `smugoauth login --key` stores ($XDG_CONFIG_HOME/smugoauth/config.json or
+-- ~/.config/smugoauth/config.json): {"key": ..., "secret": ...}.
 -- usage: lua5.4 examples/console.lua     (make console)
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = (os.getenv("SMUGOAUTH_BUILD") or "build") .. "/?.so;" .. package.cpath

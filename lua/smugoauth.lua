@@ -9,16 +9,24 @@ local credentials = require "smugoauth.credentials"
 local errors = require "smugoauth.errors"
 local response = require "smugoauth.response"
 local upload = require "smugoauth.upload"
+local loop = require "smugoauth.loop"
 
---- Create a client from a config file (default: `SMUGOAUTH_CONFIG` or
--- `./config.json`). Returns the client, or nil, err (code "config").
--- Extra options (e.g. debug, timeout) may be given as the second argument.
+--- Create a client from a config file (default: `SMUGOAUTH_CONFIG`, else
+-- `./config.json` when there is one, else `$XDG_CONFIG_HOME/smugoauth/config.json`
+-- or `~/.config/smugoauth/config.json`: see smugoauth.config). Returns the
+-- client, or nil, err (code "config").
+-- Extra options (e.g. debug, timeout) may be given as the second argument;
+-- there `getenv`, an os.getenv replacement, finds the config and its
+-- environment overrides instead of the process environment (embedders, tests).
 local function from_config(path, opts)
-  local conf, err = config.load(path)
+  local getenv = opts and opts.getenv
+  local conf, err = config.load(path, getenv)
   if not conf then return nil, err end
   local o = { key = conf.key, secret = conf.secret }
   for _, k in ipairs(config.OPTIONAL) do o[k] = conf[k] end
-  for k, v in pairs(opts or {}) do o[k] = v end
+  for k, v in pairs(opts or {}) do
+    if k ~= "getenv" then o[k] = v end
+  end
   local c = client.new(o)
   c.config_path = conf.path       -- named when stored credentials do not fit it
   return c
@@ -94,6 +102,31 @@ return {
   --- The content type uploads use for a file name (by its extension).
   -- @function content_type_for
   content_type_for = upload.content_type_for,
+
+  --- A new event loop (smugoauth.loop): `smugoauth.loop([opts])`.
+  -- @function loop
+  loop = loop.new,
+  --- Run fn(...) as a task of the default loop until every task of it has
+  -- finished: `smugoauth.run(fn, ...)` -> fn's results, or raise its error.
+  -- @function run
+  run = loop.run,
+  --- Start a task (on the running task's loop, else the default loop).
+  -- @function spawn
+  spawn = loop.spawn,
+  --- Sleep `seconds`: yields inside a task, blocks outside one.
+  -- @function sleep
+  sleep = loop.sleep,
+  --- A limit of n concurrent holders: `lim:run(fn, ...)`, `lim:spawn(fn, ...)`.
+  -- @function limit
+  limit = loop.limit,
+  --- A bounded queue between tasks: `smugoauth.queue(capacity)` with
+  -- `q:put(item)`, `q:get()`, `q:close()` (smugoauth.loop.queue).
+  -- @function queue
+  queue = loop.queue,
+  --- Call fn(item, i) for each item, at most `concurrency` at a time:
+  -- `smugoauth.map(list, fn [, {concurrency = 8}])` -> results, errors.
+  -- @function map
+  map = loop.map,
 
   errors = errors,
   config = config,

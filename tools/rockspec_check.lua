@@ -1,7 +1,9 @@
 -- tools/rockspec_check.lua ROCKSPEC [--write] -- fail when the rockspec's
 -- build table drifts from the tree: every lua/**/*.lua must be a module under
 -- its dotted name (init.lua: the folder's name) and every csrc/**/*.c a
--- source of smugoauth.core, and nothing listed may be missing. With --write,
+-- source of smugoauth.core, and nothing listed may be missing; the man page
+-- and the completion scripts must exist and be shipped (copy_directories).
+-- With --write,
 -- rewrite the rockspec's list of Lua modules from the tree first.
 local path = assert(arg[1], "usage: lua5.4 tools/rockspec_check.lua ROCKSPEC [--write]")
 local function lua_modules()
@@ -60,6 +62,16 @@ for _, f in ipairs(files("csrc", "c")) do
   listed[f] = nil
 end
 for f in pairs(listed) do problems[#problems + 1] = "C source " .. f .. " is listed but does not exist" end
+-- the generated files (man page, completion scripts) are shipped
+local copied = {}
+for _, d in ipairs(spec.build.copy_directories or {}) do copied[d] = true end
+for _, f in ipairs { "man/smugoauth.1", "completions/smugoauth.bash", "completions/_smugoauth" } do
+  local probe = io.open(f, "rb")
+  if not probe then problems[#problems + 1] = f .. " does not exist (make generated)" else probe:close() end
+  if not copied[f:match("^[^/]+")] then
+    problems[#problems + 1] = f .. ": its folder is not in build.copy_directories"
+  end
+end
 table.sort(problems)
 for _, p in ipairs(problems) do io.stderr:write("rockspec: ", p, "\n") end
 if #problems > 0 then

@@ -150,7 +150,9 @@ end
 local Server = {}
 Server.__index = Server
 
---- Start the fast server; opts: delay_ms, body. Returns {pid, port, origin}.
+--- Start the fast server; opts: delay_ms, body, max_seconds, nofile (raise
+-- its open-file limit to that many, for thousands of connections). Returns
+-- {pid, port, origin}.
 function H.server(opts)
   opts = opts or {}
   H.build_server()
@@ -159,9 +161,10 @@ function H.server(opts)
   if opts.body then args[#args + 1] = "--body"; args[#args + 1] = H.q(opts.body) end
   local cmd = table.concat(args, " ")
   if H.pinned then cmd = "taskset -c " .. H.SERVER_CPU .. " " .. cmd end
+  local ulimit = opts.nofile and ("ulimit -n %d 2>/dev/null; "):format(opts.nofile) or ""
   -- exec all the way down: the server is our direct child (its PR_SET_PDEATHSIG
   -- then fires if we die) and the pid printed is the server's
-  local proc = assert(io.popen("exec sh -c " .. H.q("echo $$; exec " .. cmd), "r"))
+  local proc = assert(io.popen("exec sh -c " .. H.q("echo $$; " .. ulimit .. "exec " .. cmd), "r"))
   local pid = tonumber(proc:read("l"))
   local port = tonumber(((proc:read("l") or ""):match("^PORT (%d+)")))
   local self = setmetatable({ proc = proc, pid = pid, port = port }, Server)

@@ -42,19 +42,19 @@ static int http_request(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   so_xfer_readreq(L, 2, &r, "request");
-  if (r.progress) lua_getfield(L, 2, "on_progress");   /* 3 */
-  luaL_checkstack(L, 8, NULL);                         /* room for on_progress */
+  lua_getfield(L, 2, "on_progress");                   /* 3 */
+  lua_getfield(L, 2, "on_data");                       /* 4 */
+  luaL_checkstack(L, 8, NULL);                         /* room for the callbacks */
   if ((code = so_xfer_prepare(L, 1, x, 2, &r, "request")) != NULL)
     return so_xfer_failprep(L, x, "request", code, 0);
-  if (r.progress) {
-    x->L = L;
-    x->progress = 3;
-  }
+  x->L = L;
+  x->progress = r.progress ? 3 : 0;
+  x->data = r.on_data ? 4 : 0;
   h->busy = 1;
   rc = curl_easy_perform(x->easy);
   h->busy = 0;
   so_xfer_release(x);                                  /* FILE * closed, slist freed */
-  if (x->cb_failed) {                                  /* on_progress raised: error on top */
+  if (x->cb_failed) {                                  /* a callback raised: error on top */
     so_xfer_reset(x);
     return lua_error(L);
   }

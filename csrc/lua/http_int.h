@@ -13,6 +13,7 @@
 
 #include "auxiliar.h"
 #include "buf.h"
+#include "sink.h"
 #include "url.h"
 
 #define UV_CAFILE 1                 /* user values of the client userdata */
@@ -29,11 +30,31 @@ typedef struct so_xfer {
   size_t max_body;
   size_t head_total;         /* header bytes received (all responses) */
   int too_large, read_failed, attached;   /* too_large: TOO_LARGE_BODY or _HEAD */
-  lua_State *L;              /* on_progress: state and stack index, 0 when none */
-  int progress, cb_failed;
-  curl_off_t sent;           /* upload count last given to on_progress */
+  lua_State *L;              /* Lua callbacks: the state, and for each its stack */
+  int progress, data;        /* index (c:request), -1 for a reactor's transfer */
+  int cb_failed;             /* (lloop.c), whose functions are [pkey].req.on_progress */
+  int ptab;                  /* and .on_data of the table at stack index ptab; an */
+  lua_Integer pkey;          /* error they raise goes to [pkey].raised. pkey: the */
+                             /* reactor's id of it; 0 (progress, data): none */
+  curl_off_t sent;           /* count last given to on_progress (sent or received) */
+  /* the response sink (out, out_file, on_data): a 2xx body goes there */
+  so_sink sink;
+  int sinking;               /* SINK_*: none, waiting for the body, on, off, failed */
+  int sink_failed;           /* a step of the sink failed ("io"): why in sinkerr */
+  int range_bad;             /* a 206 that does not continue at out_offset */
+  unsigned long long offset; /* out_offset: bytes of out to keep on a 206 */
+  unsigned char md5[16];     /* the sink's digest, when asked and finished */
+  int digest, has_md5;
+  so_buf sinkname;           /* "'path'", "out_file" or "on_data", for messages */
+  char sinkerr[SO_SINK_MSG_MAX];
   char err[CURL_ERROR_SIZE];
 } so_xfer;
+
+#define SINK_NONE 0                 /* so_xfer.sinking: no sink */
+#define SINK_WAIT 1                 /* a sink, and no body byte yet */
+#define SINK_ON 2                   /* a 2xx body going to the sink */
+#define SINK_OFF 3                  /* another status: its body buffered (capped) */
+#define SINK_FAILED 4               /* the sink could not begin: transfer aborted */
 
 #define TOO_LARGE_BODY 1            /* so_xfer.too_large: which cap tripped */
 #define TOO_LARGE_HEAD 2
@@ -54,6 +75,10 @@ typedef struct so_http {
 typedef struct so_req {
   so_str method, url, body;
   const char *body_file;
+  const char *out;           /* a path: a 2xx body streamed there */
+  lua_Integer out_offset;    /* bytes of out to keep when the answer is a 206 */
+  int out_file, on_data;     /* present? (a file handle; a function) */
+  int digest, sync;          /* "md5" asked; fsync the sink before closing it */
   int headers, progress;     /* present? */
   int fresh;                 /* new connection: 1, 0, -1 (not given: by method) */
   long timeout_ms;           /* 0: the client's */
@@ -64,7 +89,8 @@ typedef struct so_req {
 /* ---- http_xfer.c: transfers ---- */
 /* An idle transfer with empty buffers and no easy handle yet. */
 void so_xfer_init(so_xfer *x);
-/* Free what only the running transfer needs: the FILE * and header list. */
+/* Free what only the running transfer needs: the FILE * and header list
+ * (the sink stays for so_xfer_push to finish; so_xfer_reset drops it). */
 void so_xfer_release(so_xfer *x);
 /* Back to idle after the result was pushed (or the transfer abandoned). */
 void so_xfer_reset(so_xfer *x);
@@ -82,7 +108,9 @@ const char *so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const s
 int so_xfer_failprep(lua_State *L, so_xfer *x, const char *fn, const char *code,
                      int as_table);
 /* Push the outcome of the finished x (request state released) and reset x:
- * the result table, or the failure. Returns the number of values. */
+ * the result table (with written, size, md5 when it had a sink), or the
+ * failure (nil, message, code [, written]: the bytes a sink got before it;
+ * or a { error, code [, written] } table). Returns the number of values. */
 int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_table);
 
 /* ---- http.c: the client ---- */

@@ -31,6 +31,17 @@ SO_REQ_OPT(on_progress, FUNCTION, req_progress,   progress)    /* (sent, total);
 SO_REQ_OPT(timeout,     NUMBER,   so_opt_ms,      timeout_ms)  /* seconds; the client's */
 SO_REQ_OPT(fresh,       BOOLEAN,  so_opt_bool,    fresh)       /* new connection; by method */
 SO_REQ_OPT(max_body,    NUMBER,   so_opt_size,    max_body)    /* bytes; the client's */
+/* Response sinks: a 2xx body goes to one of these instead of res.body (any
+ * other status's body is buffered, capped, as without them), in constant
+ * memory whatever its size; on_progress then gets (received, total) of the
+ * file; without `timeout` a transfer has no total limit, but fails with
+ * "timeout" after the client's timeout without a byte. */
+SO_REQ_OPT(out,         STRING,   so_opt_cstr,    out)         /* a path: opened before sending */
+SO_REQ_OPT(out_offset,  NUMBER,   req_offset,     out_offset)  /* a 206 keeps these bytes of out */
+SO_REQ_OPT(out_file,    USERDATA, req_file,       out_file)    /* a Lua file handle (dup'd) */
+SO_REQ_OPT(on_data,     FUNCTION, req_ondata,     on_data)     /* (chunk) under pcall; not many */
+SO_REQ_OPT(digest,      STRING,   req_digest,     digest)      /* "md5": res.md5, of the file */
+SO_REQ_OPT(sync,        BOOLEAN,  so_opt_bool,    sync)        /* fsync out/out_file before close */
 
 /* http_new{...}: */
 SO_HTTP_OPT(ca_file,         STRING, so_opt_cstr, ca_file)     /* the system's bundle */

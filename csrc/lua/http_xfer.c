@@ -3,10 +3,22 @@
  * options of a request, and the result (or failure) pushed when it is done.
  * The client object is http.c; c:many() drives transfers from http_multi.c.
  *
- * Everything a transfer allocates (header list, FILE *, buffers) hangs off
- * its client userdata, so a raise at any point leaks nothing; no Lua error
- * ever crosses libcurl (on_progress runs under lua_pcall). */
+ * Everything a transfer allocates (header list, FILE *, buffers, the sink's
+ * descriptor) hangs off its client userdata, so a raise at any point leaks
+ * nothing; no Lua error ever crosses libcurl (on_progress and on_data run
+ * under lua_pcall).
+ *
+ * Response sinks (out, out_file, on_data; csrc/lib/sink.c does the file
+ * work): the sink is opened when the request is set up, but nothing is
+ * truncated or written before the first byte of a 2xx body, so a refused
+ * request (401, 503, a connection that died before the answer) leaves the
+ * file as it was. With out_offset = N, a 206 whose Content-Range starts at
+ * N keeps the file's first N bytes (hashed first) and appends; any other
+ * 2xx starts the file over (a 200 is the whole body); a 206 starting
+ * elsewhere fails with code "range". A body that stops early leaves the
+ * bytes received, in order: what a Range request can continue from. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +42,147 @@
 
 /* ------------------------------------------------------------ callbacks */
 
-/* Response body into x->body, aborting past max_body. */
+/* libcurl opens its sockets without close-on-exec: a program started
+ * while a connection is open or kept (the CLI's browser opener, a script's
+ * os.execute) would inherit it. */
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose) {
+  int fl = fcntl(fd, F_GETFD);
+  (void)ud;
+  (void)purpose;
+  if (fl >= 0) (void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+  return CURL_SOCKOPT_OK;
+}
+
+/* Push x's Lua callback `name`: the function at stack index idx of x->L
+ * (c:request), or for a reactor's transfer (idx -1) [pkey].req[name] of
+ * the pending table at stack index x->ptab. 0 when there is none. */
+static int push_callback(so_xfer *x, int idx, const char *name) {
+  lua_State *L = x->L;
+  if (L == NULL || idx == 0) return 0;
+  if (idx > 0) {
+    lua_pushvalue(L, idx);              /* room checked before the transfer */
+    return 1;
+  }
+  if (x->ptab == 0) return 0;
+  lua_rawgeti(L, x->ptab, x->pkey);
+  lua_getfield(L, -1, "req");
+  lua_getfield(L, -1, name);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* lua_pcall the callback pushed by push_callback(x, idx, ...) with its
+ * nargs arguments: 0, or -1 when it raised: x->cb_failed is set and the
+ * error kept, on top of the stack for c:request, in [pkey].raised for a
+ * reactor's transfer. */
+static int call_callback(so_xfer *x, int idx, int nargs) {
+  lua_State *L = x->L;
+  if (lua_pcall(L, nargs, 0, 0) == LUA_OK) return 0;
+  x->cb_failed = 1;
+  if (idx < 0) {                        /* keep the error in [pkey].raised */
+    lua_rawgeti(L, x->ptab, x->pkey);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "raised");
+    lua_pop(L, 1);
+  }                                     /* else the error object is left on top */
+  return -1;
+}
+
+/* on_data's trampoline, under lua_pcall: (fn, chunk pointer, length) ->
+ * fn(chunk). Making the string here keeps a memory error inside the pcall. */
+static int call_chunk(lua_State *L) {
+  const char *p = lua_touserdata(L, 2);
+  size_t n = (size_t)lua_tointeger(L, 3);
+  lua_settop(L, 1);
+  lua_pushlstring(L, p, n);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+/* The value of the response header `name` (case-insensitive) in x->head,
+ * its length in *n; NULL when absent. */
+static const char *find_header(const so_xfer *x, const char *name, size_t *n) {
+  size_t i = 0, k = strlen(name);
+  while (i < x->head.len) {
+    const char *line = x->head.p + i, *nl = memchr(line, '\n', x->head.len - i);
+    size_t len = (size_t)(nl - line), j;
+    i += len + 1;
+    if (len <= k || line[k] != ':') continue;
+    for (j = 0; j < k && (line[j] | 32) == (name[j] | 32); j++) {}
+    if (j < k) continue;
+    for (j = k + 1; j < len && (line[j] == ' ' || line[j] == '\t'); j++) {}
+    *n = len - j;
+    return line + j;
+  }
+  return NULL;
+}
+
+/* Does the 206 answer's Content-Range ("bytes FIRST-LAST/SIZE") start at off? */
+static int range_starts_at(const so_xfer *x, unsigned long long off) {
+  size_t n, i = 6;
+  unsigned long long first = 0;
+  const char *v = find_header(x, "Content-Range", &n);
+  if (v == NULL || n < 8 || memcmp(v, "bytes ", 6) != 0) return 0;
+  if (i >= n || v[i] < '0' || v[i] > '9') return 0;
+  for (; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+    if (first > (~0ULL - 9) / 10) return 0;
+    first = first * 10 + (unsigned long long)(v[i] - '0');
+  }
+  return i < n && v[i] == '-' && first == off;
+}
+
+/* The first byte of the body (or its end, when it has none) has come:
+ * route a 2xx body to the sink, any other one to x->body. */
+static void sink_start(so_xfer *x) {
+  long status = 0;
+  unsigned long long keep = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status > 299) {
+    x->sinking = SINK_OFF;
+    return;
+  }
+  if (x->offset > 0 && status == 206) {
+    if (!range_starts_at(x, x->offset)) {
+      x->range_bad = 1;
+      x->sinking = SINK_FAILED;
+      return;
+    }
+    keep = x->offset;
+  }
+  if (so_sink_begin(&x->sink, keep, x->sinkerr, sizeof x->sinkerr) != 0) {
+    x->sink_failed = 1;
+    x->sinking = SINK_FAILED;
+    return;
+  }
+  x->sinking = SINK_ON;
+}
+
+/* Response body: a 2xx one into the sink (and on_data), when there is one;
+ * otherwise into x->body, aborting past max_body. */
 static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   so_xfer *x = ud;
   size_t len = size * n;
+  if (x->sinking == SINK_WAIT) sink_start(x);
+  if (x->sinking == SINK_ON) {
+    if (x->cb_failed) return 0;
+    if (so_sink_write(&x->sink, p, len, x->sinkerr, sizeof x->sinkerr) != 0) {
+      x->sink_failed = 1;
+      return 0;
+    }
+    if (x->data != 0 && x->L != NULL) {
+      lua_pushcfunction(x->L, call_chunk);
+      if (!push_callback(x, x->data, "on_data")) {
+        lua_pop(x->L, 1);
+        return len;
+      }
+      lua_pushlightuserdata(x->L, p);
+      lua_pushinteger(x->L, (lua_Integer)len);
+      if (call_callback(x, x->data, 3) != 0) return 0;
+    }
+    return len;
+  }
+  if (x->sinking == SINK_FAILED) return 0;
   if (len > x->max_body - x->body.len) { x->too_large = TOO_LARGE_BODY; return 0; }
   so_buf_add(&x->body, p, len);
   return x->body.oom ? 0 : len;
@@ -79,24 +228,27 @@ static int on_seek(void *ud, curl_off_t off, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
-/* on_progress(sent, total) under lua_pcall whenever more was sent; an error
- * stays on top of the stack and the transfer is aborted. */
+/* on_progress under lua_pcall whenever there is more to report: (sent,
+ * total) of the request body, or for a request with a sink (received,
+ * total) of the file: the bytes it holds (kept ones included) and the size
+ * it will have (0 when the answer did not say). An error stops the transfer. */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
                        curl_off_t ultotal, curl_off_t ulnow) {
   so_xfer *x = ud;
-  lua_State *L = x->L;
-  (void)dltotal; (void)dlnow;
+  curl_off_t now = ulnow, total = ultotal;
+  (void)dlnow;
   if (x->cb_failed) return 1;
-  if (ulnow <= x->sent) return 0;
-  x->sent = ulnow;
-  lua_pushvalue(L, x->progress);        /* room checked before perform */
-  lua_pushinteger(L, (lua_Integer)ulnow);
-  lua_pushinteger(L, (lua_Integer)ultotal);
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    x->cb_failed = 1;                   /* the error object is left on top */
-    return 1;
+  if (x->sinking != SINK_NONE) {
+    if (x->sinking != SINK_ON) return 0;
+    now = (curl_off_t)(x->sink.kept + x->sink.written);
+    total = dltotal > 0 ? (curl_off_t)x->sink.kept + dltotal : 0;
   }
-  return 0;
+  if (now <= x->sent) return 0;
+  x->sent = now;
+  if (!push_callback(x, x->progress, "on_progress")) return 0;
+  lua_pushinteger(x->L, (lua_Integer)now);
+  lua_pushinteger(x->L, (lua_Integer)total);
+  return call_callback(x, x->progress, 2) != 0;
 }
 
 /* ---------------------------------------------------------- header checks */
@@ -165,6 +317,35 @@ static void req_progress(lua_State *L, const so_opt *o, int *out) {
   *out = 1;
 }
 
+/* on_data: a function, called from the transfer; not by c:many. */
+static void req_ondata(lua_State *L, const so_opt *o, int *out) {
+  if (strcmp(o->fn, "many") == 0)
+    luaL_error(L, "option 'on_data' is not supported by 'many'");
+  *out = 1;
+}
+
+/* out_offset: an integer, 0 or more. */
+static void req_offset(lua_State *L, const so_opt *o, lua_Integer *out) {
+  int ok;
+  lua_Integer n = lua_tointegerx(L, -1, &ok);
+  if (!ok || n < 0) so_opt_error(L, o, "an integer, 0 or more, expected");
+  *out = n;
+}
+
+/* out_file: an open Lua file handle. */
+static void req_file(lua_State *L, const so_opt *o, int *out) {
+  luaL_Stream *f = luaL_testudata(L, -1, LUA_FILEHANDLE);
+  if (f == NULL) so_opt_error(L, o, "a file handle expected");
+  if (f->closef == NULL) so_opt_error(L, o, "the file is closed");
+  *out = 1;
+}
+
+/* digest: "md5". */
+static void req_digest(lua_State *L, const so_opt *o, int *out) {
+  if (strcmp(lua_tostring(L, -1), "md5") != 0) so_opt_error(L, o, "\"md5\" expected");
+  *out = 1;
+}
+
 /* Read the option on top of the stack (its key in o) into r; an unknown key
  * raises. Expanded from the SO_REQ_OPT rows. */
 static void req_option(lua_State *L, const so_opt *o, so_req *r) {
@@ -205,6 +386,14 @@ void so_xfer_readreq(lua_State *L, int idx, so_req *r, const char *fn) {
     luaL_error(L, "options 'body' and 'body_file' to '%s' exclude each other", fn);
   if (method_is(r, "HEAD") && (r->body.s != NULL || r->body_file != NULL))
     luaL_error(L, "a HEAD request to '%s' cannot have a body", fn);
+  if ((r->out != NULL) + r->out_file + r->on_data > 1)
+    luaL_error(L, "options 'out', 'out_file' and 'on_data' to '%s' exclude each other", fn);
+  if (r->out_offset > 0 && r->out == NULL)
+    luaL_error(L, "option 'out_offset' to '%s' needs 'out'", fn);
+  if (r->digest && r->out == NULL && !r->out_file && !r->on_data)
+    luaL_error(L, "option 'digest' to '%s' needs 'out', 'out_file' or 'on_data'", fn);
+  if (r->sync && r->out == NULL && !r->out_file)
+    luaL_error(L, "option 'sync' to '%s' needs 'out' or 'out_file'", fn);
 }
 
 /* -------------------------------------------------------------- transfers */
@@ -216,6 +405,8 @@ void so_xfer_init(so_xfer *x) {
   so_buf_init(&x->head);
   so_buf_init(&x->what);
   so_buf_init(&x->query);
+  so_buf_init(&x->sinkname);
+  so_sink_init(&x->sink);
 }
 
 /* Empty a buffer for the next transfer; big ones go back to the system. */
@@ -225,34 +416,46 @@ static void buf_drop(so_buf *b) {
   b->oom = 0;
 }
 
-/* Free what only the running transfer needs: the FILE * and the header list. */
+/* Free what only the running transfer needs: the FILE * and the header
+ * list (the sink stays: so_xfer_push finishes it, so_xfer_reset drops it). */
 void so_xfer_release(so_xfer *x) {
   if (x->fp != NULL) { fclose(x->fp); x->fp = NULL; }
   curl_slist_free_all(x->hdrs);
   x->hdrs = NULL;
   x->L = NULL;
-  x->progress = 0;
+  x->progress = x->data = 0;
+  x->ptab = 0;
 }
 
-/* Back to idle after the result was pushed (or the transfer abandoned). */
+/* Back to idle after the result was pushed (or the transfer abandoned):
+ * a sink still open is closed, unsynced. */
 void so_xfer_reset(so_xfer *x) {
   so_xfer_release(x);
+  so_sink_abort(&x->sink);
+  so_sink_init(&x->sink);
   buf_drop(&x->body);
   buf_drop(&x->head);
   buf_drop(&x->what);
   buf_drop(&x->query);
+  buf_drop(&x->sinkname);
   x->too_large = x->read_failed = x->cb_failed = 0;
+  x->sinking = SINK_NONE;
+  x->sink_failed = x->range_bad = x->digest = x->has_md5 = 0;
+  x->offset = 0;
+  x->sinkerr[0] = '\0';
   x->head_total = 0;
 }
 
 /* Free everything, the easy handle included. */
 void so_xfer_free(so_xfer *x) {
   so_xfer_release(x);
+  so_sink_abort(&x->sink);
   if (x->easy != NULL) { curl_easy_cleanup(x->easy); x->easy = NULL; }
   so_buf_free(&x->body);
   so_buf_free(&x->head);
   so_buf_free(&x->what);
   so_buf_free(&x->query);
+  so_buf_free(&x->sinkname);
 }
 
 /* Append one request header line to x's list; raise when out of memory. */
@@ -260,6 +463,45 @@ static void add_header(lua_State *L, so_xfer *x, const char *h) {
   struct curl_slist *l = curl_slist_append(x->hdrs, h);
   if (l == NULL) luaL_error(L, "not enough memory");
   x->hdrs = l;
+}
+
+/* Open the sink of the checked request r (table at idx) last of all, so
+ * that nothing can raise while it is open before the transfer owns it:
+ * NULL, or "io" (the file cannot be opened or used; why in x->err) or
+ * "crypto" (no MD5). Nothing is truncated or written yet: see sink_start. */
+static const char *open_sink(lua_State *L, so_xfer *x, int idx, const so_req *r) {
+  if (r->out != NULL) {
+    so_buf_adds(&x->sinkname, r->out);
+    if (so_sink_open(&x->sink, r->out, (unsigned long long)r->out_offset, r->digest,
+                     x->err, sizeof x->err) != 0)
+      return "io";
+  } else if (r->out_file) {
+    luaL_Stream *f;
+    int fd;
+    so_buf_adds(&x->sinkname, "out_file");
+    lua_getfield(L, idx, "out_file");
+    f = lua_touserdata(L, -1);           /* checked by req_file */
+    lua_pop(L, 1);                       /* the request table anchors it */
+    /* what the stream holds goes first; then our own descriptor of the same
+     * open file, so closing the handle meanwhile cannot pull it away */
+    if (f->closef == NULL || fflush(f->f) != 0 ||
+        (fd = fcntl(fileno(f->f), F_DUPFD_CLOEXEC, 0)) < 0) {
+      snprintf(x->err, sizeof x->err, "out_file: cannot use the file: %s",
+               f->closef == NULL ? "it is closed" : strerror(errno));
+      return "io";
+    }
+    so_sink_adopt(&x->sink, fd);
+  } else {
+    so_buf_adds(&x->sinkname, "on_data");
+  }
+  so_buf_addc(&x->sinkname, '\0');
+  if (x->sinkname.oom) luaL_error(L, "not enough memory");   /* the sink is x's: reset closes it */
+  if (r->digest && so_sink_digest(&x->sink, x->err, sizeof x->err) != 0) return "crypto";
+  x->sink.sync = r->sync;
+  x->digest = r->digest;
+  x->offset = (unsigned long long)r->out_offset;
+  x->sinking = SINK_WAIT;
+  return NULL;
 }
 
 /* Set x up for the checked request r (table at idx) of the client at self.
@@ -271,7 +513,7 @@ const char *so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const s
   CURL *e = x->easy;
   CURLcode rc = CURLE_OK;
   curl_off_t fsize = 0;
-  int has_ctype = 0, has_expect = 0;
+  int has_ctype = 0, has_expect = 0, sink = r->out != NULL || r->out_file || r->on_data;
   so_xfer_reset(x);
   /* Reset every request: it keeps connections and TLS sessions, and it is the
    * only thing that zeroes libcurl's per-handle count of dead-connection
@@ -343,10 +585,19 @@ const char *so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const s
   lua_getiuservalue(L, self, UV_AGENT);
   SET(CURLOPT_USERAGENT, lua_tostring(L, -1));
   lua_pop(L, 2);
-  SET(CURLOPT_TIMEOUT_MS, r->timeout_ms ? r->timeout_ms : h->timeout_ms);
+  if (sink) {
+    /* a download of any size: no total limit unless asked, but at most the
+     * client's timeout without a byte (libcurl's low-speed check) */
+    SET(CURLOPT_TIMEOUT_MS, r->timeout_ms);
+    SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+    SET(CURLOPT_LOW_SPEED_TIME, (h->timeout_ms + 999) / 1000);
+  } else {
+    SET(CURLOPT_TIMEOUT_MS, r->timeout_ms ? r->timeout_ms : h->timeout_ms);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
+  }
   SET(CURLOPT_FRESH_CONNECT, fresh_connection(r));     /* no silent re-send */
+  SET(CURLOPT_SOCKOPTFUNCTION, on_sockopt);            /* close-on-exec */
   SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
-  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
   SET(CURLOPT_WRITEFUNCTION, on_write);
   SET(CURLOPT_WRITEDATA, (void *)x);
   SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -392,13 +643,15 @@ const char *so_xfer_prepare(lua_State *L, int self, so_xfer *x, int idx, const s
     snprintf(x->err, sizeof x->err, "cannot set up the transfer: %s", curl_easy_strerror(rc));
     return "network";
   }
-  return NULL;
+  return sink ? open_sink(L, x, idx, r) : NULL;
 }
 
 /* ----------------------------------------------------------------- results */
 
 /* The stable error code of a failed transfer. */
 static const char *fail_code(const so_xfer *x, CURLcode rc) {
+  if (x->range_bad) return "range";
+  if (x->sink_failed) return "io";
   if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) return "too_large";
   /* libcurl 7.88 says "out of memory" for a header line over its 100 KiB cap:
    * a hostile or broken server, not our process running out */
@@ -418,6 +671,17 @@ static const char *fail_code(const so_xfer *x, CURLcode rc) {
     return "tls";
   default: return "network";
   }
+}
+
+/* The Content-Range of the answer (for a message), "none" when absent. */
+static const char *content_range(so_xfer *x) {
+  static const char none[] = "none";
+  size_t n;
+  const char *v = find_header(x, "Content-Range", &n);
+  if (v == NULL || n > 80) return none;
+  memmove(x->sinkerr, v, n);            /* unused on this path: a scratch buffer */
+  x->sinkerr[n] = '\0';
+  return x->sinkerr;
 }
 
 /* Push "fn: METHOD scheme://host/path: detail" with the query string cut
@@ -491,7 +755,9 @@ static const char *version_name(long v) {
 }
 
 /* Push the outcome of a finished transfer (its request state released):
- * the result table, or the failure. Returns the number of values. */
+ * the result table, or the failure: nil, message, code, and when a 2xx
+ * body had begun to go to a sink, the bytes it got (as_table: a table
+ * { error, code, written }). Returns the number of values. */
 int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_table) {
   long status = 0, conns = 0, ver = 0;
   curl_off_t us = 0;
@@ -499,9 +765,27 @@ int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_t
     so_xfer_reset(x);
     return luaL_error(L, "not enough memory");
   }
+  if (rc == CURLE_OK && x->sinking == SINK_WAIT) sink_start(x);   /* a body of 0 bytes */
+  if (rc == CURLE_OK && x->sinking == SINK_FAILED) rc = CURLE_WRITE_ERROR;
+  if (rc == CURLE_OK && x->sinking == SINK_ON) {
+    if (so_sink_finish(&x->sink, x->md5, x->sinkerr, sizeof x->sinkerr) != 0) {
+      x->sink_failed = 1;
+      rc = CURLE_WRITE_ERROR;
+    } else {
+      x->has_md5 = x->digest;
+    }
+  }
+  so_sink_abort(&x->sink);               /* closed on every other path, unsynced */
   if (rc != CURLE_OK) {
     const char *code = fail_code(x, rc);
-    if (x->too_large == TOO_LARGE_HEAD)
+    int began = x->sinking == SINK_ON, n;
+    lua_Integer written = (lua_Integer)x->sink.written;
+    if (x->range_bad)
+      lua_pushfstring(L, "the 206 answer does not continue at out_offset %I (Content-Range: %s)",
+                      (lua_Integer)x->offset, content_range(x));
+    else if (x->sink_failed)
+      lua_pushfstring(L, "%s: %s", x->sinkname.p, x->sinkerr);
+    else if (x->too_large == TOO_LARGE_HEAD)
       lua_pushfstring(L, "response headers larger than %I KiB", (lua_Integer)(HEAD_MAX >> 10));
     else if (x->too_large)
       lua_pushfstring(L, "response larger than max_body (%I bytes)", (lua_Integer)x->max_body);
@@ -517,7 +801,13 @@ int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_t
     push_message(L, x, fn, lua_tostring(L, -1));
     lua_remove(L, -2);
     so_xfer_reset(x);
-    return push_fail(L, code, as_table);
+    n = push_fail(L, code, as_table);
+    if (began) {                         /* the sink got these bytes, in order */
+      lua_pushinteger(L, written);
+      if (as_table) lua_setfield(L, -2, "written");
+      else n++;
+    }
+    return n;
   }
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
@@ -536,6 +826,19 @@ int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_t
   lua_setfield(L, -2, "new_connections");
   lua_pushstring(L, version_name(ver));
   lua_setfield(L, -2, "http_version");
+  if (x->sinking != SINK_NONE) {         /* what the sink got: nothing unless 2xx */
+    int on = x->sinking == SINK_ON;
+    lua_pushinteger(L, on ? (lua_Integer)x->sink.written : 0);
+    lua_setfield(L, -2, "written");
+    if (on) {
+      lua_pushinteger(L, (lua_Integer)(x->sink.kept + x->sink.written));
+      lua_setfield(L, -2, "size");
+    }
+    if (on && x->has_md5) {
+      lua_pushlstring(L, (const char *)x->md5, sizeof x->md5);
+      lua_setfield(L, -2, "md5");
+    }
+  }
   so_xfer_reset(x);
   return 1;
 }

@@ -1,12 +1,14 @@
-/* lcrypto.c -- small crypto helpers for the Lua front: HMAC, digests,
- * constant-time comparison, random bytes, base64. (Sealed values are the
- * cookie format's: lcookie.c.) */
+/* lcrypto.c -- small crypto helpers for the Lua front: HMAC, digests (of a
+ * string, of a file, and the Digest object fed piece by piece), constant-time
+ * comparison, random bytes, base64. (Sealed values are the cookie format's:
+ * lcookie.c.) */
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
 
 #include "auxiliar.h"
@@ -153,9 +155,99 @@ static int l_b64decode(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------ Digest */
+
+#define DIGEST_MT "smugoauth.Digest"
+
+/* A digest fed piece by piece: ctx is NULL once finished or closed. */
+typedef struct digest_obj {
+  EVP_MD_CTX *ctx;
+} digest_obj;
+
+/* close(), __gc and __close: free and mark closed; idempotent. */
+static int digest_close(lua_State *L) {
+  digest_obj *o = luaL_checkudata(L, 1, DIGEST_MT);
+  EVP_MD_CTX_free(o->ctx);
+  o->ctx = NULL;
+  return 0;
+}
+
+static digest_obj *check_open_digest(lua_State *L) {
+  digest_obj *o = luaL_checkudata(L, 1, DIGEST_MT);
+  if (o->ctx == NULL) so_closed_error(L, DIGEST_MT);
+  return o;
+}
+
+/* digest_new(name) -> Digest | nil, message, "crypto";
+ * name: "sha1" | "sha256" | "sha512" | "md5" */
+static int l_digest_new(lua_State *L) {
+  const EVP_MD *md = check_digest(L, 1);
+  /* the userdata first, so the context cannot leak on a raise */
+  digest_obj *o = lua_newuserdatauv(L, sizeof *o, 0);
+  o->ctx = NULL;
+  luaL_setmetatable(L, DIGEST_MT);
+  if ((o->ctx = EVP_MD_CTX_new()) == NULL || !EVP_DigestInit_ex(o->ctx, md, NULL)) {
+    EVP_MD_CTX_free(o->ctx);
+    o->ctx = NULL;
+    return fail_ssl(L, "digest_new");
+  }
+  return 1;
+}
+
+/* d:update(s) -> d | nil, message, "crypto" (the digest is then closed) */
+static int l_digest_update(lua_State *L) {
+  digest_obj *o = check_open_digest(L);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  if (!EVP_DigestUpdate(o->ctx, s, n)) {
+    EVP_MD_CTX_free(o->ctx);
+    o->ctx = NULL;
+    return fail_ssl(L, "Digest:update");
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* d:final() -> raw digest of everything fed | nil, message, "crypto"; the
+ * digest is closed either way */
+static int l_digest_final(lua_State *L) {
+  digest_obj *o = check_open_digest(L);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int ol = 0;
+  int ok = EVP_DigestFinal_ex(o->ctx, out, &ol);
+  EVP_MD_CTX_free(o->ctx);
+  o->ctx = NULL;
+  if (!ok) return fail_ssl(L, "Digest:final");
+  lua_pushlstring(L, (const char *)out, ol);
+  return 1;
+}
+
+/* tostring(d): "smugoauth.Digest (md5)" or "... (closed)" */
+static int digest_tostring(lua_State *L) {
+  digest_obj *o = luaL_checkudata(L, 1, DIGEST_MT);
+  if (o->ctx == NULL) lua_pushliteral(L, DIGEST_MT " (closed)");
+  else lua_pushfstring(L, DIGEST_MT " (%s)", OBJ_nid2sn(EVP_MD_CTX_type(o->ctx)));
+  return 1;
+}
+
+static const luaL_Reg digest_methods[] = {
+  {"update", l_digest_update},
+  {"final", l_digest_final},
+  {"close", digest_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg digest_meta[] = {
+  {"__gc", digest_close},
+  {"__close", digest_close},
+  {"__tostring", digest_tostring},
+  {NULL, NULL}
+};
+
 static const luaL_Reg crypto_funcs[] = {
   {"hmac", l_hmac},
   {"digest", l_digest},
+  {"digest_new", l_digest_new},
   {"digest_file", l_digest_file},
   {"equal", l_equal},
   {"random_bytes", l_random_bytes},
@@ -165,6 +257,7 @@ static const luaL_Reg crypto_funcs[] = {
 };
 
 int so_open_crypto(lua_State *L) {
+  so_newclass(L, DIGEST_MT, digest_meta, digest_methods, 0);
   luaL_setfuncs(L, crypto_funcs, 0);
   return 0;
 }

@@ -24,12 +24,35 @@ local methods = {}
 local mt = { __name = "smugoauth.Client", __index = methods }
 
 -- An origin option: http(s), no path; plain http only to loopback unless
--- insecure. Called by new: raises at level 3, new's caller.
-local function check_origin(name, v, insecure)
+-- insecure. Called by new: raises at level 3, new's caller (`level`: one
+-- more for each call in between).
+local function check_origin(name, v, insecure, level)
+  level = level or 3
   if not v:match("^https?://[^/?#]+$") then
-    error(("smugoauth.new: %s must be an http(s) origin without a path (got %q)"):format(name, v), 3)
+    error(("smugoauth.new: %s must be an http(s) origin without a path (got %q)"):format(name, v), level)
   end
-  util.check_clear("smugoauth.new", name .. " " .. v, "requests", v, insecure, 3)
+  util.check_clear("smugoauth.new", name .. " " .. v, "requests", v, insecure, level)
+end
+
+--- SmugMug's archive host: where ArchivedUri and LargestVideo URLs point.
+local ARCHIVE_ORIGIN = "https://photos.smugmug.com"
+
+-- download_origins: a non-empty array of origins, each as check_origin
+-- wants it (nil: the default, made by new). Raises at level 3, new's caller.
+local function check_origins(name, v, insecure)
+  if v == nil then return end
+  if #v == 0 then error(("smugoauth.new: %s must be a non-empty array of origins"):format(name), 3) end
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > #v or type(v[k]) ~= "string" then
+      error(("smugoauth.new: %s must be an array of origin strings"):format(name), 3)
+    end
+  end
+  for i, o in ipairs(v) do
+    check_origin(("%s[%d]"):format(name, i), o, insecure, 4)
+    if not util.origin_of(o) then
+      error(("smugoauth.new: %s[%d] is not an origin (got %q)"):format(name, i, o), 3)
+    end
+  end
 end
 
 -- A value that goes into a header line as is: no CR, LF or NUL.
@@ -55,6 +78,10 @@ local OPTIONS = {
     doc = "the origin API paths are under" },
   { "upload_origin", "string", config.ORIGINS.upload_origin, check = check_origin,
     doc = "the origin uploads go to" },
+  { "download_origins", "table", nil, check = check_origins,
+    doc = "the origins api:download signs requests for (an array); default: SmugMug's " ..
+          "archive host " .. ARCHIVE_ORIGIN .. " and api_origin. A download URL elsewhere " ..
+          "fails (code config) before anything is sent" },
   { "ca_file", "string", nil, http = true,
     doc = "a PEM CA bundle instead of the system's (TLS verification is always on)" },
   { "timeout", "number", 30, http = true, doc = "seconds for a whole request" },
@@ -72,6 +99,9 @@ local OPTIONS = {
   { "retry", "table boolean", nil,
     doc = "the retry policy of every request (smugoauth.retry: attempts 3, max_time 60, " ..
           "base 0.5, unsafe false); false: no retries" },
+  { "yield", "boolean", true,
+    doc = "inside a task of a smugoauth.loop, requests yield until they are done (true); " ..
+          "false: they block the whole loop, as before there was one (for comparisons)" },
   { "insecure_http", "boolean", false,
     doc = "DANGEROUS: true allows plain http:// origins and request URLs for hosts other " ..
           "than loopback (localhost, 127.0.0.0/8, [::1]: always allowed), and PLAINTEXT over " ..
@@ -102,6 +132,12 @@ local function new(opts)
   for _, name in ipairs { "oauth_origin", "api_origin", "upload_origin" } do
     util.check_plaintext("smugoauth.new", self.signature_method, self[name], insecure, 2)
   end
+  local dl = {}                         -- a copy, each origin in one spelling
+  for i, o in ipairs(opts.download_origins or { ARCHIVE_ORIGIN, self.api_origin }) do
+    util.check_plaintext("smugoauth.new", self.signature_method, o, insecure, 2)
+    dl[i] = util.origin_of(o)
+  end
+  self.download_origins = dl
   -- the secrets live inside C objects, and here, never printed
   self._secret_box = setmetatable({ opts.secret, opts.rsa_key },
     { __tostring = function() return "REDACTED" end, __name = "smugoauth.Secret" })
@@ -239,6 +275,7 @@ return {
   OAUTH_ORIGIN = config.ORIGINS.oauth_origin,
   API_ORIGIN = config.ORIGINS.api_origin,
   UPLOAD_ORIGIN = config.ORIGINS.upload_origin,
+  ARCHIVE_ORIGIN = ARCHIVE_ORIGIN,
   REQUEST_TOKEN_PATH = REQUEST_TOKEN_PATH,
   AUTHORIZE_PATH = AUTHORIZE_PATH,
   ACCESS_TOKEN_PATH = ACCESS_TOKEN_PATH,

@@ -11,17 +11,13 @@ local cjson = require "cjson.safe"
 local errors = require "smugoauth.errors"
 local config = require "smugoauth.config"
 
---- The credentials file used when none is given.
+--- The credentials file used when none is given: SMUGOAUTH_CREDENTIALS,
+-- else `credentials.json` in smugoauth.config's folder (`config.dir`).
 local function default_path(getenv)
   local p = config.env("SMUGOAUTH_CREDENTIALS", getenv)
   if p then return p end
-  local base = config.env("XDG_CONFIG_HOME", getenv)
-  if not base then
-    local home = config.env("HOME", getenv)
-    if not home then return nil end
-    base = home .. "/.config"
-  end
-  return base .. "/smugoauth/credentials.json"
+  local dir = config.dir(getenv)
+  return dir and (dir .. "/credentials.json")
 end
 
 local function no_path()

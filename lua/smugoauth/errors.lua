@@ -12,11 +12,16 @@
 --   "config"   configuration missing or invalid
 --   "io"       a local file could not be read or written
 --   "crypto"   OpenSSL or the system's random generator failed (not a misuse)
+--   "checksum" a download's bytes do not have the MD5 or the size the API
+--              reported (its .part is removed)
+--   "processing" a video SmugMug is still processing: nothing to download yet
 -- (The C core's own failures are `nil, message, code` with these codes and
 -- a few of its own: "malformed" input to a decoder, "missing"/"refused" for
--- private files.)
+-- private files, "range" for a 206 that does not continue where a resumed
+-- download asked.)
 -- Other fields when known: message, status, problem (oauth_problem), body,
--- headers, url (without query string), attempts.
+-- headers, url (without query string), attempts, written (the bytes a
+-- response sink got before a transport failure), path.
 -- @module smugoauth.errors
 
 local methods = {}

@@ -42,14 +42,19 @@ end
 -- as is. With `limit`, stop once the text would pass that many bytes (never
 -- inside a UTF-8 sequence): the work and the memory stay proportional to the
 -- limit however large or deeply nested the value is.
+-- An empty table is written `[]` (an empty list, as the summaries of the
+-- CLI hold), unless lua-cjson's object marker says otherwise.
 -- @param v a decoded JSON value
 -- @tparam[opt] integer limit bytes (default: no limit)
+-- @tparam[opt] boolean flat one line: no newlines nor indentation (`line`)
 -- @treturn string the text
 -- @treturn boolean whether it was cut
-local function pretty(v, limit)
+local function pretty(v, limit, flat)
   limit = limit or math.huge
   local out, n, len = {}, 0, 0
   local indents = { [0] = "" }
+  local NL, STEP, COLON = "\n", "  ", ": "
+  if flat then NL, STEP, COLON = "", "", ":" end
   local function emit(piece)
     local room = limit - len
     if #piece > room then
@@ -66,7 +71,7 @@ local function pretty(v, limit)
     local ind = indents[depth]
     local ind2 = indents[depth + 1]
     if not ind2 then
-      ind2 = ind .. "  "
+      ind2 = ind .. STEP
       indents[depth + 1] = ind2
     end
     local t = type(x)
@@ -75,11 +80,11 @@ local function pretty(v, limit)
       if arr and (cnt > 0 or getmetatable(x) == cjson.array_mt) then
         if not emit("[") then return false end
         for i = 1, cnt do
-          if not emit((i > 1 and ",\n" or "\n") .. ind2) or not walk(x[i], depth + 1) then
+          if not emit((i > 1 and "," or "") .. NL .. ind2) or not walk(x[i], depth + 1) then
             return false
           end
         end
-        return emit((cnt > 0 and "\n" .. ind or "") .. "]")
+        return emit((cnt > 0 and NL .. ind or "") .. "]")
       elseif arr then
         return emit("{}")
       end
@@ -90,12 +95,12 @@ local function pretty(v, limit)
       for i, k in ipairs(keys) do
         local val = x[k]
         if val == nil then val = x[tonumber(k)] end
-        if not emit((i > 1 and ",\n" or "\n") .. ind2 .. quote(k) .. ": ") or
+        if not emit((i > 1 and "," or "") .. NL .. ind2 .. quote(k) .. COLON) or
            not walk(val, depth + 1) then
           return false
         end
       end
-      return emit("\n" .. ind .. "}")
+      return emit(NL .. ind .. "}")
     elseif t == "string" then
       return emit(quote(x))
     elseif x == cjson.null or x == nil then
@@ -105,6 +110,14 @@ local function pretty(v, limit)
   end
   local whole = walk(v, 0)
   return concat(out), not whole
+end
+
+--- The pretty printer's text on one line (sorted keys, "/" as is, an
+-- empty table `[]`): what the CLI prints when JSON is not for a terminal.
+-- @param v a decoded JSON value
+-- @treturn string
+local function line(v)
+  return (pretty(v, nil, true))
 end
 
 --- Compact, but with "/" left as is.
@@ -120,4 +133,5 @@ return {
   pretty = pretty,
   cut_utf8 = cut_utf8,
   compact = compact,
+  line = line,
 }

@@ -1,10 +1,11 @@
---- Concurrent requests through one libcurl multi handle: `api:get_many` of
--- a session. Each request goes through the pipeline of smugoauth.request
--- (prepare, sign, classify) and the retry policy of smugoauth.retry, as
--- api:request does; only the send step differs (a batch at a time).
+--- Concurrent requests: `api:get_many` of a session, a thin helper over the
+-- tasks of smugoauth.loop. Each request goes through the pipeline of
+-- smugoauth.request (prepare, sign, send, classify) with the retry policy of
+-- smugoauth.retry, exactly as api:request does, each in its own task.
 -- @module smugoauth.many
 local util = require "smugoauth.util"
 local request = require "smugoauth.request"
+local loop = require "smugoauth.loop"
 
 -- The options of get_many itself: name, type, default (see get_many).
 local OPTIONS = {
@@ -21,8 +22,11 @@ local TYPES = util.option_types(OPTIONS)
 --          retry        the session's   the retry policy of every item
 --                       (smugoauth.retry), or false
 -- Returns an array in input order; each element is a response or an error
--- object (test with `smugoauth.errors.is(v)` or `v.code`). Failed requests
--- are retried together, after the longest wait any of them asks for.
+-- object (test with `smugoauth.errors.is(v)` or `v.code`). Each request is
+-- retried on its own, as api:request would. Inside a task of a loop the
+-- requests run on that loop (and the calling task waits for them); outside
+-- one they run on the session's own loop, which keeps its connections
+-- between calls, and get_many blocks until all are done.
 local function get_many(session, list, opts)
   if type(list) ~= "table" then error("get_many: an array of paths or requests expected", 2) end
   opts = util.check_options("get_many", opts, TYPES, 2)
@@ -34,28 +38,29 @@ local function get_many(session, list, opts)
     if type(o) == "table" and o.on_progress then error("get_many: on_progress is not supported here", 2) end
     preps[i] = request.prepare(session, o, "get_many", 2, opts.retry)
   end
-  return request.run(session, preps, function(pending)
-    local creqs, sent, bases, trs, outs = {}, {}, {}, {}, {}
-    for j, i in ipairs(pending) do
-      local creq, base, tr = request.sign(session, preps[i])
-      if creq then
-        creqs[#creqs + 1], sent[#creqs + 1], bases[j], trs[j] = creq, j, base, tr
-      else
-        outs[j] = base                                  -- signing failed (crypto)
-      end
+  local results, n, next_i = {}, #preps, 1
+  local function worker()
+    while next_i <= n do
+      local i = next_i
+      next_i = i + 1
+      results[i] = request.execute(session, preps[i])
     end
-    local raws = request.send_many(session, creqs, conc)
-    for k, raw in ipairs(raws) do
-      local j = sent[k]
-      local i = pending[j]
-      if raw.error then
-        outs[j] = request.classify(preps[i], nil, raw.error, raw.code, bases[j], trs[j])
-      else
-        outs[j] = request.classify(preps[i], raw, nil, nil, bases[j], trs[j])
-      end
+  end
+  local function all()
+    local lp = loop.current()
+    local workers = {}
+    for w = 1, math.min(conc, n) do workers[w] = lp:spawn(worker) end
+    for w = 1, #workers do
+      local ok, err = workers[w]:join()
+      if not ok then error(err, 0) end
     end
-    return outs
-  end)
+  end
+  if loop.current() then
+    all()
+  else
+    session:_loop():call(all)
+  end
+  return results
 end
 
 return {

@@ -11,18 +11,40 @@ local errors = require "smugoauth.errors"
 local util = require "smugoauth.util"
 local retry = require "smugoauth.retry"
 local response = require "smugoauth.response"
+local loop = require "smugoauth.loop"
+
+local current = loop.current
 
 -- The fields of the request table the C client takes (core `http:request`
 -- and `http:many`), in the order prepare builds them (headers after body:
 -- the body decides the Content-Type).
 local C_FIELDS = { "method", "url", "body", "headers", "body_file", "on_progress", "timeout",
-                   "fresh", "max_body" }
+                   "fresh", "max_body", "out", "out_offset", "out_file", "on_data", "digest", "sync" }
 
 -- v is a positive integer (or raise at level, naming the option).
 local function positive_integer(fname, name, v, level)
   if not math.tointeger(v) or v < 1 then
     error(("%s: %s must be a positive integer (bytes)"):format(fname, name), level + 1)
   end
+end
+
+-- v is an integer, 0 or more (or raise at level, naming the option).
+local function count(fname, name, v, level)
+  if not math.tointeger(v) or v < 0 then
+    error(("%s: %s must be an integer, 0 or more (bytes)"):format(fname, name), level + 1)
+  end
+end
+
+-- v is an open io file handle (or raise at level, naming the option).
+local function file_handle(fname, name, v, level)
+  if io.type(v) ~= "file" then
+    error(("%s: %s must be an open io file handle"):format(fname, name), level + 1)
+  end
+end
+
+-- v is "md5" (or raise at level).
+local function digest_name(fname, name, v, level)
+  if v ~= "md5" then error(("%s: %s must be \"md5\""):format(fname, name), level + 1) end
 end
 
 --- The request options of `api:request(o)` (and of get_many's items),
@@ -57,7 +79,8 @@ local OPTIONS = {
   { "headers", "table", to = "headers", signed = false,
     doc = "a map of header names to strings; Accept: application/json unless given" },
   { "on_progress", "function", to = "on_progress", signed = false,
-    doc = "function(sent, total) while the body goes out (not in get_many)" },
+    doc = "function(sent, total) while the body goes out (not in get_many); with out, out_file " ..
+          "or on_data: function(received, total) of the response body (total 0: not said)" },
   { "timeout", "number", to = "timeout", signed = false,
     doc = "seconds for the whole request, instead of the client's timeout" },
   { "max_body", "number", to = "max_body", signed = false, check = positive_integer,
@@ -67,6 +90,22 @@ local OPTIONS = {
           "(default: by the retry policy, see smugoauth.retry)" },
   { "retry", "table boolean", to = false, signed = false,
     doc = "a retry policy (smugoauth.retry) or false, instead of the client's" },
+  { "out", "string", to = "out", signed = false,
+    doc = "a path: a 2xx body is streamed there, any size in constant memory (res.body is " ..
+          "empty; res.written, res.size); other statuses' bodies stay in res.body. " ..
+          "Without timeout, the client's timeout bounds a stall, not the whole transfer" },
+  { "out_offset", "number", to = "out_offset", signed = false, check = count,
+    doc = "with out and a Range header: a 206 that continues there keeps that many bytes " ..
+          "of the file; any other 2xx starts it over" },
+  { "out_file", "userdata", to = "out_file", signed = false, check = file_handle,
+    doc = "an io file handle a 2xx body is written to (flushed first; not used meanwhile)" },
+  { "on_data", "function", to = "on_data", signed = false,
+    doc = "function(chunk) for each piece of a 2xx body; it must not yield, and what it " ..
+          "raises is raised by the request" },
+  { "digest", "string", to = "digest", signed = false, check = digest_name,
+    doc = '"md5": res.md5 is the raw MD5 of what out (the whole file), out_file or on_data got' },
+  { "sync", "boolean", to = "sync", signed = false,
+    doc = "fsync out or out_file before the request returns" },
 }
 local TYPES = util.option_types(OPTIONS)
 
@@ -217,17 +256,15 @@ local function sign(session, p)
   return creq, base_string, session.trace:request(p.method, p.url, headers, base_string)
 end
 
---- Send one C request on `holder.http` (a session's or a client's):
--- `send(holder, creq)` -> the raw result, or nil, message, code. THE one
--- place where a request reaches the C client (get_many's batches: send_many).
+--- Send one C request with the settings of `holder.http` (a session's or a
+-- client's): `send(holder, creq)` -> the raw result, or nil, message, code.
+-- THE one place where a request reaches the C client: inside a task of a
+-- smugoauth.loop it runs on that loop's reactor and the task yields until
+-- it is done; outside any task it blocks on holder.http, as it always did.
 local function send(holder, creq)
+  local lp = current()
+  if lp and (holder.client or holder).yield ~= false then return lp:transfer(holder.http, creq) end
   return holder.http:request(creq)
-end
-
---- Send C requests concurrently (at most conc at a time) on `holder.http`:
--- an array of raw results in input order, failures as {error =, code =}.
-local function send_many(holder, creqs, conc)
-  return holder.http:many(creqs, conc)
 end
 
 --- What came back for a prepared request, traced by tr: a response or an
@@ -239,64 +276,92 @@ end
 
 -- ---------------------------------------------------------------- retry
 
---- Run prepared requests until each succeeds or its policy gives up:
--- `run(session, preps, round [, outs, t0])` where `round(pending)` sends the
--- prepared requests with those indexes (once each, signed afresh) and
--- returns, in the same order, a response or an error object for each.
--- `outs`, `t0`: the outcomes of a first round already made at clock t0.
--- Returns the results in the order of preps; each error carries `attempts`.
-local function run(session, preps, round, outs, t0)
-  local results, pending = {}, {}
-  for i = 1, #preps do pending[i] = i end
-  local attempt = 0
-  t0 = t0 or retry.clock()
-  while #pending > 0 do
-    attempt = attempt + 1
-    if attempt > 1 or not outs then outs = round(pending) end
-    local candidates, delay, waiter = {}, 0, nil
-    for j, i in ipairs(pending) do
-      local r, p = outs[j], preps[i]
-      results[i] = r
-      if errors.is(r) then
-        r.attempts = attempt
-        if p.policy:again(p.method, r, attempt) then
-          local d = p.policy:delay(r, attempt)
-          if p.policy:within(t0, d) then
-            candidates[#candidates + 1] = i
-            if not waiter or d > delay then delay, waiter = d, p.policy end
-          end
-        end
-      end
+-- The client-wide rate-limit pause: a 429 or 503 answer with Retry-After
+-- (retry.pause_of) sets `client._paused_until` (retry.clock() time), and
+-- every request of the client, from any task or session, waits until then
+-- before it is signed and sent: one answer slows down all of them, not only
+-- the request that got it.
+
+-- Wait out the client's pause, if any: nil when the request may go, or the
+-- error to return instead (the pause lasts longer than the policy's
+-- max_time: not sent; or the waiting task was cancelled).
+local function wait_pause(session, p)
+  local c = session.client
+  local waited = p.pause_waited                  -- the pause waited for already (once each)
+  while true do
+    local untill = c._paused_until
+    local d = untill and untill ~= waited and untill - retry.clock()
+    if not d or d <= 0 then return nil end
+    if d > p.policy.max_time then
+      return errors.new("http", ("%s %s not sent: the server asked for a pause of %.0f s more " ..
+        "(Retry-After), past the retry policy's max_time of %g s"):format(p.method, errors.safe_url(p.url),
+        d, p.policy.max_time), { status = c._paused_status, url = errors.safe_url(p.url), method = p.method,
+                                 paused = d })
     end
-    pending = {}
-    for _, i in ipairs(candidates) do        -- the batch waits the longest delay
-      if preps[i].policy:within(t0, delay) then pending[#pending + 1] = i end
+    session.trace:note(("rate limited: every request waits %.2f s (Retry-After)"):format(d))
+    if not p.policy:wait(d) then
+      return errors.new("cancelled", "the request was cancelled", { url = errors.safe_url(p.url), method = p.method })
     end
-    if #pending > 0 then
-      session.trace:note(("retrying%s in %.2f s (attempt %d)"):format(
-        #preps > 1 and (" " .. #pending .. " requests") or "", delay, attempt + 1))
-      waiter:wait(delay)
-    end
+    waited = untill                              -- again only if it was extended meanwhile
   end
-  return results
 end
 
--- One try of a prepared request: sign, send, classify.
+-- After an answer: a 429/503 with Retry-After pauses the whole client.
+local function note_pause(session, r)
+  local d = retry.pause_of(r)
+  if not d then return end
+  local c, untill = session.client, retry.clock() + d
+  if not c._paused_until or untill > c._paused_until then
+    c._paused_until, c._paused_status = untill, r.status
+  end
+end
+
+--- One try of a prepared request: wait out the client's rate-limit pause
+-- (see above), sign, send, classify. Returns a response or an error object;
+-- a transport failure after a response sink got part of a body carries
+-- `written` (those bytes, in order).
 local function try(session, p)
+  local perr = wait_pause(session, p)
+  if perr then return perr end
   local creq, base_string, tr = sign(session, p)
   if not creq then return base_string end               -- the signing error
-  local raw, msg, code = send(session, creq)
-  return classify(p, raw, msg, code, base_string, tr)
+  local raw, msg, code, written = send(session, creq)
+  local r = classify(p, raw, msg, code, base_string, tr)
+  if errors.is(r) then
+    if written then r.written = written end
+    if r.code == "http" then note_pause(session, r) end
+  end
+  return r
+end
+
+--- Run a prepared request until it succeeds or its policy gives up:
+-- `execute(session, p)` -> a response or an error object (carrying
+-- `attempts`). Backoff waits yield inside a task (smugoauth.loop.sleep).
+local function execute(session, p)
+  local t0 = retry.clock()
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local r = try(session, p)
+    if not errors.is(r) then return r end
+    r.attempts = attempt
+    local policy = p.policy
+    if not policy:again(p.method, r, attempt) then return r end
+    -- bytes out_file or on_data got cannot be taken back: no second copy
+    if (r.written or 0) > 0 and (p.creq.out_file or p.creq.on_data) then return r end
+    local d = policy:delay(r, attempt)
+    if not policy:within(t0, d) then return r end
+    session.trace:note(("retrying in %.2f s (attempt %d)"):format(d, attempt + 1))
+    local pause = session.client._paused_until
+    if not policy:wait(d) then return r end           -- cancelled meanwhile
+    p.pause_waited = pause                            -- (a pause that was on is over for it)
+  end
 end
 
 --- Make a signed request: `api:request(o)` with the options of OPTIONS.
 -- Returns the response (status, headers, body, json()) or nil, err.
 local function request(session, o)
-  local p = prepare(session, o, "request", 2)
-  local t0 = retry.clock()
-  local r = try(session, p)
-  if not errors.is(r) then return r end                -- (no retry loop to set up)
-  r = run(session, { p }, function() return { try(session, p) } end, { r }, t0)[1]
+  local r = execute(session, prepare(session, o, "request", 2))
   if errors.is(r) then return nil, r end
   return r
 end
@@ -306,9 +371,9 @@ return {
   prepare = prepare,
   sign = sign,
   send = send,
-  send_many = send_many,
+  try = try,
   classify = classify,
-  run = run,
+  execute = execute,
   OPTIONS = OPTIONS,
   C_FIELDS = C_FIELDS,
 }

@@ -15,11 +15,15 @@ local mt = { __name = "smugoauth.Response", __index = methods }
 --- A response from the raw result of the C client (`http:request`).
 -- Fields: status, headers (lower-case names; repeats joined by ", "),
 -- header_list (the {name, value} pairs as received), body, time (seconds),
--- new_connections (0 when a kept-alive connection was reused).
+-- new_connections (0 when a kept-alive connection was reused); with a
+-- response sink (the request options out, out_file, on_data): written (the
+-- body bytes it got), size (the file's size: kept bytes included) and md5
+-- (raw, with digest = "md5").
 local function new(raw)
   return setmetatable({
     status = raw.status, headers = util.header_map(raw.headers), header_list = raw.headers,
     body = raw.body, time = raw.time, new_connections = raw.new_connections,
+    written = raw.written, size = raw.size, md5 = raw.md5,
   }, mt)
 end
 
@@ -41,7 +45,7 @@ end
 -- its secrets: every message goes through tr:redact, traced or not.
 
 --- The error for a request that got no answer: msg and code from the C
--- client ("network", "tls", "timeout", "too_large", "io").
+-- client ("network", "tls", "timeout", "too_large", "io", "range").
 local function transport_error(msg, code, method, url, tr)
   return errors.new(code or "network", (tr or trace.off):redact(msg),
     { url = errors.safe_url(url), method = method })

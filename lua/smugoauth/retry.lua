@@ -11,14 +11,14 @@
 -- else `base * 2^(n-1)` for the n-th retry with jitter (a random point in
 -- its upper half); no retry starts later than `max_time` after the first try.
 -- @module smugoauth.retry
-local socket = require "socket"
+local loop = require "smugoauth.loop"
 local util = require "smugoauth.util"
 
 --- The methods a request may be sent twice with (the effect is that of once).
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
 --- The clock `within` measures with (seconds).
-local clock = socket.gettime
+local clock = require("smugoauth.core").monotime
 
 local methods = {}
 local mt = { __name = "smugoauth.Retry", __index = methods }
@@ -30,7 +30,7 @@ local OPTIONS = {
   { "max_time", "number", 60 },
   { "base", "number", 0.5 },
   { "unsafe", "boolean", false },
-  { "sleep", "function", socket.sleep },
+  { "sleep", "function", loop.sleep },
 }
 local TYPES = util.option_types(OPTIONS)
 
@@ -44,7 +44,8 @@ local DEFAULT, OFF                   -- the policies of nil and false, made once
 --            base      0.5    seconds: the first backoff, doubled for each next one
 --            unsafe    false  retry non-idempotent requests too, after 429/503,
 --                             and let them reuse kept-alive connections
---            sleep     socket.sleep  function(seconds) that waits
+--            sleep     loop.sleep  function(seconds) that waits (smugoauth.loop's:
+--                                yields inside a task, blocks outside one)
 --   fname, level: who raises on misuse (unknown option, wrong type), and at
 --          which level (as error's), for the message.
 local function new(opts, fname, level)
@@ -83,20 +84,47 @@ end
 --- Whether a `method` request that failed with `err` on its `attempt`-th
 -- try may be tried again (the time limit aside: see `within`).
 function methods:again(method, err, attempt)
-  if attempt >= self.attempts then return false end
+  if attempt >= self.attempts or err.paused then return false end   -- paused: not sent, too long a pause
   local idempotent = IDEMPOTENT[method]
   if not idempotent and not self.unsafe then return false end
   if err.code == "http" then return err.status == 429 or err.status == 503 end
   return err.code == "network" and idempotent or false
 end
 
--- The seconds of a numeric Retry-After header of the failed response, or
--- nil (none, or an HTTP date: then the backoff applies).
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9,
+                 Oct = 10, Nov = 11, Dec = 12 }
+
+-- Seconds since the epoch of an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37
+-- GMT", the form RFC 9110 says senders use), or nil.
+local function http_date(v)
+  local d, mon, y, h, mi, sec = v:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  local m = MONTHS[mon]
+  if not m then return nil end
+  return util.epoch(tonumber(y), m, tonumber(d), tonumber(h), tonumber(mi), tonumber(sec))
+end
+
+--- The seconds a failed response's Retry-After header asks to wait (a
+-- number of seconds, or an HTTP date in the future: its distance from now),
+-- or nil when it has none, or one that cannot be read or is a date already
+-- past (then the backoff applies).
 local function retry_after(err)
   local res = err.response
   local v = res and res.headers and res.headers["retry-after"]
-  local n = v and tonumber(v)
-  return n and math.max(0, n)
+  if type(v) ~= "string" then return nil end
+  local n = tonumber(v)
+  if n then return n == n and math.max(0, n) or nil end
+  local t = http_date(v)
+  return t and t > os.time() and t - os.time() or nil
+end
+
+--- The seconds every request of the client should wait after `err`: its
+-- Retry-After when it is a 429 or 503 answer that has one, else nil. (The
+-- client-wide rate-limit pause of smugoauth.request: every task waits, not
+-- only the one that was told.)
+local function pause_of(err)
+  if err.code ~= "http" or (err.status ~= 429 and err.status ~= 503) then return nil end
+  local d = retry_after(err)
+  return d and d > 0 and d or nil
 end
 
 --- The seconds to wait before trying again after `err` on the
@@ -114,14 +142,17 @@ function methods:within(t0, delay)
   return clock() - t0 + delay <= self.max_time
 end
 
---- Wait `seconds` (with the policy's sleep).
+--- Wait `seconds` (with the policy's sleep): false when the wait was
+-- cancelled (the task's), else true.
 function methods:wait(seconds)
-  self.sleep(seconds)
+  return self.sleep(seconds) ~= false
 end
 
 return {
   new = new,
   clock = clock,
+  retry_after = retry_after,
+  pause_of = pause_of,
   IDEMPOTENT = IDEMPOTENT,
   OPTIONS = OPTIONS,
   methods = methods,

@@ -1,13 +1,16 @@
 --- Session: signed API requests for one access token, made by
 -- `client:session(token, token_secret)`. The request methods are here; the
 -- pipeline they share is smugoauth.request, and the bodies of pages/each,
--- upload and get_many live in smugoauth.pages, smugoauth.upload and
--- smugoauth.many.
+-- upload, download, get_many and sync live in smugoauth.pages,
+-- smugoauth.upload, smugoauth.download, smugoauth.many and smugoauth.sync.
 -- @module smugoauth.session
 local request = require "smugoauth.request"
 local pages = require "smugoauth.pages"
 local upload = require "smugoauth.upload"
+local download = require "smugoauth.download"
 local many = require "smugoauth.many"
+local sync = require "smugoauth.sync"
+local backup = require "smugoauth.backup.run"
 
 local methods = {}
 local mt = { __name = "smugoauth.Session", __index = methods }
@@ -39,7 +42,8 @@ end
 --- Make a signed request: `api:request(o)`, with the options that
 -- smugoauth.request declares (OPTIONS: method, path, origin, url, query,
 -- form, json, body, body_file, content_type, headers, on_progress, timeout,
--- max_body, fresh, retry; each with its type, default and whether it is
+-- max_body, fresh, retry, and the response sinks out, out_offset, out_file,
+-- on_data, digest, sync; each with its type, default and whether it is
 -- signed). Failures are retried by the policy of smugoauth.retry.
 -- Returns a response {status, headers, body, json()} or nil, err.
 -- @function request
@@ -76,11 +80,34 @@ methods.pages = pages.pages
 methods.each = pages.each
 --- Upload a photo or video: `api:upload(opts)` (smugoauth.upload).
 methods.upload = upload.upload
+--- Download a photo's original or a video, streamed, resumed, verified:
+-- `api:download(image_or_uri, path [, opts])` (smugoauth.download).
+methods.download = download.download
 --- Concurrent requests: `api:get_many(list [, opts])` (smugoauth.many).
 methods.get_many = many.get_many
+--- Back up the account (or some albums) to a folder, incrementally:
+-- `api:backup{dest = DIR, ...}` -> summary (smugoauth.backup.run).
+methods.backup = backup.backup
+--- Upload what a local folder has and an album lacks, by MD5 (a manifest
+-- remembers the files SmugMug converts); with `folder`, a tree of
+-- subfolders to albums: `api:sync{dir = ..., album = ... | folder = ...}`
+-- (smugoauth.sync).
+methods.sync = sync.sync
+
+-- The session's own loop, for get_many called outside any task (made on
+-- first use; its connections are kept between calls).
+function methods:_loop()
+  local lp = self.loop
+  if not lp then
+    lp = assert(require("smugoauth.loop").new())
+    self.loop = lp
+  end
+  return lp
+end
 
 --- Close the session's connections and wipe its signer's keys.
 function methods:close()
+  if self.loop then self.loop:close() self.loop = nil end
   if self.http then self.http:close() end
   if self.signer then self.signer:close() end
 end

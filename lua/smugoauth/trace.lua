@@ -145,7 +145,7 @@ function methods:response(res)
     end
   end
   local tr = #extra > 0 and self:with(table.unpack(extra)) or self
-  tr:line(("< %d (%.1f ms, %d bytes%s)"):format(res.status, (res.time or 0) * 1000, #res.body,
+  tr:line(("< %d (%.1f ms, %d bytes%s)"):format(res.status, (res.time or 0) * 1000, res.written or #res.body,
     res.new_connections == 0 and ", reused connection" or ""))
   for _, h in ipairs(res.header_list or {}) do
     local v = SECRET_HEADERS[h[1]:lower()] and "REDACTED" or h[2]

@@ -39,6 +39,8 @@ local OPTIONS = {
   { "on_progress", "function", request = "on_progress", doc = "function(sent, total)" },
   { "timeout", "number", request = "timeout", doc = "default: the client's" },
   { "retry", "table boolean", request = "retry", doc = "default false: an upload is not retried" },
+  { "fresh", "boolean", request = "fresh",
+    doc = "true: a new connection even when retry.unsafe would let it reuse one (smugoauth.retry)" },
 }
 local TYPES = util.option_types(OPTIONS)
 

@@ -89,6 +89,24 @@ local function url_host(url)
   return host:lower()
 end
 
+local DEFAULT_PORT = { http = "80", https = "443" }
+
+--- The origin of an absolute http(s) URL, as `scheme://host[:port]` with
+-- the scheme and host in lower case and a default port left out (so that
+-- two spellings of one origin compare equal); nil for anything else (no
+-- host, a userinfo part, another scheme).
+local function origin_of(url)
+  local scheme, authority = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil end
+  scheme = scheme:lower()
+  if not DEFAULT_PORT[scheme] or authority:find("@", 1, true) then return nil end
+  local host, port = authority:match("^(%[[^%]]*%]):?(%d*)$")
+  if not host then host, port = authority:match("^([^:%[%]]*):?(%d*)$") end
+  if not host or host == "" then return nil end
+  if port == DEFAULT_PORT[scheme] then port = "" end
+  return scheme .. "://" .. host:lower() .. (port ~= "" and ":" .. port or "")
+end
+
 -- A dotted-quad octet without leading zeros (which some parsers read as octal).
 local function octet(s)
   return (s == "0" or s:match("^[1-9]%d?%d?$")) and tonumber(s) <= 255
@@ -314,13 +332,50 @@ local function redact(s, patterns)
   return s
 end
 
+-- ------------------------------------------------------------ time
+
+--- Seconds since the epoch of a UTC calendar time (proleptic Gregorian; no
+-- time zone or locale involved, unlike os.time).
+local function epoch(y, m, d, h, mi, sec)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return (era * 146097 + doe - 719468) * 86400 + (h or 0) * 3600 + (mi or 0) * 60 + (sec or 0)
+end
+
+--- Seconds since the epoch of an ISO 8601 date-time as SmugMug writes them
+-- ("2024-05-01T12:34:56+02:00", "...Z", fractions allowed; no offset: UTC),
+-- or nil when s is not one.
+local function iso8601(s)
+  if type(s) ~= "string" then return nil end
+  local y, m, d, h, mi, sec, frac, zone =
+    s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
+  if not y then return nil end
+  y, m, d, h, mi, sec = tonumber(y), tonumber(m), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  if m < 1 or m > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  local t = epoch(y, m, d, h, mi, sec)
+  if frac ~= "" then t = t + (tonumber("0" .. frac) or 0) end
+  if zone ~= "" and zone ~= "Z" then
+    local sign, zh, zm = zone:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then return nil end
+    local off = tonumber(zh) * 3600 + tonumber(zm) * 60
+    t = sign == "+" and t - off or t + off
+  end
+  return t
+end
+
 return {
+  epoch = epoch,
+  iso8601 = iso8601,
   check_options = check_options,
   option_types = option_types,
   param_list = param_list,
   encode_pairs = encode_pairs,
   header_map = header_map,
   url_host = url_host,
+  origin_of = origin_of,
   is_loopback = is_loopback,
   check_clear = check_clear,
   check_plaintext = check_plaintext,

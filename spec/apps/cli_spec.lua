@@ -259,11 +259,13 @@ describe("smugoauth command", function()
       images = cjson.decode(out).Response.AlbumImage
       assert.equal(2, #images)
       assert.equal("photo one.jpg", images[1].FileName)
-      assert.equal(#data, images[1].Size)
-      assert.equal(core.b64encode(core.digest("md5", data)), images[1].MD5)
+      assert.equal(#data, images[1].ArchivedSize)
+      assert.equal(core.digest("md5", data), (images[1].ArchivedMD5:gsub("%x%x", function(h)   -- hex
+        return string.char(tonumber(h, 16))
+      end)))
       assert.equal("T", images[1].Title)
       assert.equal("a; b", images[1].Keywords)
-      assert.equal(9, images[2].Size)
+      assert.equal(9, images[2].ArchivedSize)
       assert.equal("/api/v2/image/" .. images[1].ImageKey .. "-0", uris[1])
     end)
 

@@ -132,9 +132,52 @@ describe("smugoauth.config", function()
     assert.equal("/tmp/ca.pem", conf.ca_file)
     assert.equal("k", conf.key)
   end)
-  it("SMUGOAUTH_CONFIG names the file", function()
-    assert.equal("/x/y.json", config.default_path(function(k)
-      return k == "SMUGOAUTH_CONFIG" and "/x/y.json" or nil end))
-    assert.equal("config.json", config.default_path(function() return nil end))
+  it("SMUGOAUTH_CONFIG names the file, and then nothing else is looked at", function()
+    local path, tried = config.default_path(function(k)
+      return ({ SMUGOAUTH_CONFIG = "/x/y.json", HOME = "/home/u" })[k] end, function() return true end)
+    assert.equal("/x/y.json", path)
+    assert.is_nil(tried)
+  end)
+
+  it("looks for ./config.json, then $XDG_CONFIG_HOME/smugoauth, then ~/.config/smugoauth", function()
+    local env = { XDG_CONFIG_HOME = "/xdg", HOME = "/home/u" }
+    local function getenv(k) return env[k] end
+    local here = false
+    local function exists(p)
+      assert.equal("./config.json", p)          -- the only file looked at: the last one is the default
+      return here
+    end
+    local path, tried = config.default_path(getenv, exists)
+    assert.equal("/xdg/smugoauth/config.json", path)
+    assert.same({ "./config.json", "/xdg/smugoauth/config.json" }, tried)
+    env.XDG_CONFIG_HOME = nil
+    path, tried = config.default_path(getenv, exists)
+    assert.equal("/home/u/.config/smugoauth/config.json", path)
+    assert.same({ "./config.json", path }, tried)
+    env.XDG_CONFIG_HOME = "relative/dir"         -- not absolute: ignored (XDG Base Directory)
+    assert.equal("/home/u/.config/smugoauth", config.dir(getenv))
+    assert.equal("/home/u/.config/smugoauth/config.json", (config.default_path(getenv, exists)))
+    here = true
+    path, tried = config.default_path(getenv, exists)
+    assert.equal("./config.json", path)
+    assert.same({ "./config.json" }, tried)
+    env.HOME, env.XDG_CONFIG_HOME, here = nil, nil, false
+    assert.is_nil(config.dir(getenv))
+    path, tried = config.default_path(getenv, exists)
+    assert.equal("./config.json", path)
+    assert.same({ "./config.json" }, tried)
+  end)
+
+  it("the credentials file is in the same folder as the config", function()
+    local credentials = require "smugoauth.credentials"
+    for _, env in ipairs {
+      { XDG_CONFIG_HOME = "/xdg", HOME = "/home/u" }, { HOME = "/home/u" },
+      { XDG_CONFIG_HOME = "rel", HOME = "/home/u" },
+    } do
+      local getenv = function(k) return env[k] end
+      assert.equal(config.dir(getenv) .. "/credentials.json", credentials.default_path(getenv))
+    end
+    assert.equal("/home/u/.config/smugoauth/credentials.json",
+      credentials.default_path(function(k) return ({ XDG_CONFIG_HOME = "rel", HOME = "/home/u" })[k] end))
   end)
 end)

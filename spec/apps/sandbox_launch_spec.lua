@@ -58,6 +58,36 @@ describe("smugoauth.apps.sandbox.launch", function()
     assert.is_true(sb:stats().requests > before)
   end)
 
+  it("latency (start option, mode): answers wait, overlapping; /_sandbox/ does not; mode {} clears it", function()
+    local loop = require "smugoauth.loop"
+    local at, ats, c = sb:authorize()
+    local api = c:session(at, ats)
+    sb:mode { latency = 0.4 }
+    local t0 = socket.gettime()
+    local before = sb:stats()                      -- (not delayed)
+    assert(socket.gettime() - t0 < 0.3)
+    -- three GETs at once, as tasks: they overlap (one after another: 1.2 s)
+    t0 = socket.gettime()
+    local results = loop.map({ 1, 2, 3 }, function() return assert(api:get("/api/v2!authuser")).status end,
+                             { concurrency = 3 })
+    local took = socket.gettime() - t0
+    assert.same({ 200, 200, 200 }, results)
+    assert(took >= 0.4 and took < 1.0, ("three GETs took %.2f s"):format(took))
+    assert.equal(before.delayed + 3, sb:stats().delayed)
+    sb:mode {}
+    t0 = socket.gettime()
+    assert(api:get("/api/v2!authuser"))
+    assert(socket.gettime() - t0 < 0.3)
+    api:close()
+    -- --latency at start (the launcher's option)
+    local slow <close> = assert(launch.start { latency = 0.3 })
+    local c2 = slow:client()
+    t0 = socket.gettime()
+    assert(c2:request_token("oob"))
+    assert(socket.gettime() - t0 >= 0.3)
+    c2:close()
+  end)
+
   it("client merges extra options", function()
     local c = sb:client { timeout = 7 }
     assert.equal(sb.origin, c.api_origin)
@@ -67,6 +97,7 @@ describe("smugoauth.apps.sandbox.launch", function()
     assert.has_error(function() launch.start { bogus = 1 } end, "sandbox launch: unknown option 'bogus'")
     assert.has_error(function() launch.start { key = 5 } end, "sandbox launch: option 'key' must be a string")
     assert.has_error(function() launch.start { albums = 1.5 } end)
+    assert.has_error(function() launch.start { latency = "1" } end)
   end)
 end)
 

@@ -1,6 +1,8 @@
 --- The C core's contract (smugoauth.core): misuse raises; every runtime
--- failure is `nil, message, code` (code a stable string); the module is the
--- union of its openers, and nothing else.
+-- failure is `nil, message, code` (code a stable string; only a transfer
+-- that failed after its response sink got bytes adds a fourth value, how
+-- many: spec/core/sink_spec.lua); the module is the union of its openers,
+-- and nothing else.
 local core = require "smugoauth.core"
 local files = require "support.files"
 
@@ -19,11 +21,25 @@ describe("smugoauth.core", function()
     for k in pairs(core) do names[#names + 1] = k end
     table.sort(names)
     assert.are.same({
-      "b64decode", "b64encode", "base_string", "cookie_key_file", "cookie_max_payload", "cookie_open",
-      "cookie_seal", "digest", "digest_file", "equal", "file_mode", "getuid", "hmac", "http_new", "isatty",
-      "mkdir_private", "monotime", "nonce", "parse_form", "percent_decode", "percent_encode", "poller",
-      "random_bytes", "read_private", "sign", "signer", "version", "write_private",
+      "b64decode", "b64encode", "base_string", "cloexec", "commit", "cookie_key_file", "cookie_max_payload",
+      "cookie_open", "cookie_seal", "digest", "digest_file", "digest_new", "equal", "file_mode", "file_size",
+      "getuid", "hmac", "http_new", "isatty", "list_dir", "mkdir_private", "monotime", "nonce", "parse_form",
+      "percent_decode",
+      "percent_encode", "poller", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer",
+      "version", "write_private",
     }, names)
+  end)
+
+  it("cloexec(fd): true for an open descriptor, nil, message, io for a closed one; misuse raises", function()
+    local s = assert(require("socket").bind("127.0.0.1", 0))
+    assert.is_true(core.cloexec(s:getfd()))
+    s:close()
+    local ok, msg, code = core.cloexec(1000000)
+    assert.is_nil(ok)
+    assert.matches("cloexec: Bad file descriptor", msg)
+    assert.equal("io", code)
+    assert.has_error(function() core.cloexec(-1) end)
+    assert.has_error(function() core.cloexec("x") end)
   end)
 
   it("no longer has seal and open (the cookie format is the one AES-GCM user)", function()
@@ -35,7 +51,9 @@ describe("smugoauth.core", function()
     local s = core.signer { consumer_key = "k" }
     local h = core.http_new()
     local p = assert(core.poller())
-    for _, o in ipairs { s, h, p } do
+    local r = assert(core.reactor())
+    local d = assert(core.digest_new("md5"))
+    for _, o in ipairs { s, h, p, r, d } do
       local mt = getmetatable(o)
       assert.matches("^smugoauth%.%u%a+$", mt.__name)
       assert.is_function(mt.__index.close)
@@ -48,6 +66,24 @@ describe("smugoauth.core", function()
     assert.has_error(function() s:authorization("GET", "http://h/") end, "attempt to use a closed smugoauth.Signer")
     assert.has_error(function() h:request { url = "http://127.0.0.1/" } end, "attempt to use a closed smugoauth.Http")
     assert.has_error(function() p:wait(0) end, "attempt to use a closed smugoauth.Poller")
+    assert.has_error(function() d:update("x") end, "attempt to use a closed smugoauth.Digest")
+  end)
+
+  it("digest_new: a digest fed piece by piece is the digest of the whole; final closes it", function()
+    local whole = {}
+    for i = 1, 300 do whole[i] = ("%d:"):format(i):rep(i % 7 + 1) end
+    for _, name in ipairs { "md5", "sha1", "sha256", "sha512" } do
+      local d = assert(core.digest_new(name))
+      assert.matches("^smugoauth%.Digest %(", tostring(d))
+      for i = 1, #whole do assert.are.equal(d, d:update(whole[i])) end
+      d:update("")
+      assert.are.equal(core.digest(name, table.concat(whole)), d:final())
+      assert.are.equal("smugoauth.Digest (closed)", tostring(d))
+      assert.has_error(function() d:final() end, "attempt to use a closed smugoauth.Digest")
+    end
+    assert.are.equal(core.digest("md5", ""), assert(core.digest_new("md5")):final())
+    assert.has_error(function() core.digest_new("md4") end)
+    assert.has_error(function() core.digest_new("md5"):update({}) end)
   end)
 end)
 
@@ -101,7 +137,15 @@ describe("runtime failures are nil, message, code", function()
     local h = core.http_new { timeout = 5 }
     local msg = failure("io", h:request { url = "http://127.0.0.1:9/", body_file = "/nonexistent/file" })
     assert.matches("^request: GET http://127.0.0.1:9/: cannot read body_file", msg)
+    msg = failure("io", h:request { url = "http://127.0.0.1:9/", out = "/nonexistent/dir/file" })
+    assert.matches("^request: GET http://127.0.0.1:9/: /nonexistent/dir/file: cannot open", msg)
     h:close()
+  end)
+
+  it("commit, set_mtime, file_size: nil, message, code", function()
+    failure("io", core.commit("/nonexistent/a.part", "/nonexistent/a"))
+    failure("io", core.set_mtime("/nonexistent/a", 0))
+    failure("missing", core.file_size("/nonexistent/a"))
   end)
 
   it("misuse still raises", function()

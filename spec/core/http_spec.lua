@@ -146,6 +146,37 @@ describe("core http client", function()
     if pki and pki:match("smugoauth%-pki") then os.execute("rm -rf " .. q(pki)) end
   end)
 
+  it("keeps its connections close-on-exec: a program started meanwhile inherits none", function()
+    -- the socket inodes a process holds: "socket:[N]" links under /proc/PID/fd
+    local function sockets(pid)
+      local p = assert(io.popen("ls -l /proc/" .. pid .. "/fd 2>/dev/null"))
+      local set = {}
+      for inode in p:read("a"):gmatch("socket:%[(%d+)%]") do set[inode] = true end
+      p:close()
+      return set
+    end
+    local me = proc.my_pid()
+    local before = sockets(me)
+    local c = core.http_new()
+    assert.equal(200, assert(c:request { url = url("/echo") }).status)
+    -- the TCP connection kept for the next request (libcurl's own wakeup
+    -- socketpair of a multi handle is not reachable through its API)
+    local tcp = slurp("/proc/net/tcp") .. (slurp("/proc/net/tcp6") or "")
+    local kept = {}
+    for inode in pairs(sockets(me)) do
+      if not before[inode] and tcp:find(" " .. inode .. " ", 1, true) then kept[#kept + 1] = inode end
+    end
+    assert(#kept > 0, "the connection is kept for the next request")
+    local p = assert(io.popen("sh -c 'ls -l /proc/$$/fd'"))  -- the child lists its own
+    local child = p:read("a")
+    p:close()
+    c:close()
+    assert.matches("0 %->", child)
+    for _, inode in ipairs(kept) do
+      assert.is_nil(child:find("socket:[" .. inode .. "]", 1, true), "the child holds our connection")
+    end
+  end)
+
   describe("http_new", function()
     it("makes a client with defaults and with every option", function()
       local c = core.http_new()

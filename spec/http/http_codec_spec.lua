@@ -263,6 +263,34 @@ describe("http.codec serialising", function()
     assert.equal("HTTP/1.1 304 Not Modified\r\n\r\n", (codec.serialize_response(GET11, true, 304, nil, "x")))
   end)
 
+  it("a streamed body (a function): the head only, framed by its Content-Length, else chunked or close", function()
+    local function src() return nil end
+    local s, keep, framing, length = codec.serialize_response(GET11, true, 206,
+      {["Content-Length"] = "12", ["Transfer-Encoding"] = "gzip"}, src, DATE)
+    assert.equal("HTTP/1.1 206 Partial Content\r\n" .. DATE .. "Content-Length: 12\r\n\r\n", s)
+    assert.same({true, "length", 12}, {keep, framing, length})
+    s, keep, framing, length = codec.serialize_response(GET11, true, 200, {["content-length"] = 0}, src)
+    assert.equal("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", s)
+    assert.same({true, "length", 0}, {keep, framing, length})
+    s, keep, framing, length = codec.serialize_response(GET11, true, 200, nil, src, DATE)
+    assert.equal("HTTP/1.1 200 OK\r\n" .. DATE .. "Transfer-Encoding: chunked\r\n\r\n", s)
+    assert.same({true, "chunked"}, {keep, framing, length})
+    s, keep, framing = codec.serialize_response({method = "GET", version = "1.0"}, true, 200, nil, src)
+    assert.equal("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", s)
+    assert.same({false, "close"}, {keep, framing})
+    s, keep, framing = codec.serialize_response({method = "HEAD", version = "1.1"}, true, 200,
+      {["Content-Length"] = "5"}, src)
+    assert.equal("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", s)
+    assert.same({true, "none"}, {keep, framing})
+    s, keep, framing = codec.serialize_response(GET11, true, 304, {["Content-Length"] = "5"}, src)
+    assert.equal("HTTP/1.1 304 Not Modified\r\n\r\n", s)
+    assert.same({true, "none"}, {keep, framing})
+    for _, bad in ipairs { "-1", "1.5", "0x10", " 7", "", "9999999999999999999999" } do
+      assert.same({nil, "invalid Content-Length for a streamed body"},
+        {codec.serialize_response(GET11, true, 200, {["Content-Length"] = bad}, src)})
+    end
+  end)
+
   it("refuses invalid answers: status, header names and values, bodies", function()
     for _, case in ipairs{
       {"200", nil, nil, "invalid status"}, {199, nil, nil, "invalid status"}, {600, nil, nil, "invalid status"},

@@ -13,8 +13,11 @@ local request = require "smugoauth.request"
 local client_mod = require "smugoauth.client"
 
 local ORIGIN = "http://127.0.0.1:9"        -- never contacted: the C client is stubbed
+local CLOSED = io.tmpfile()
+CLOSED:close()
 
 local function on_progress() end
+local function on_data() end
 
 -- For each request option: the options of a request without it and with
 -- it. A row of OPTIONS without a sample here fails the walk.
@@ -36,6 +39,12 @@ local SAMPLES = {
   max_body = { { path = "/x" }, { path = "/x", max_body = 1234 } },
   fresh = { { path = "/x" }, { path = "/x", fresh = true } },
   retry = { { path = "/x" }, { path = "/x", retry = { attempts = 2 } } },
+  out = { { path = "/x" }, { path = "/x", out = "/tmp/o" } },
+  out_offset = { { path = "/x", out = "/tmp/o" }, { path = "/x", out = "/tmp/o", out_offset = 5 } },
+  out_file = { { path = "/x" }, { path = "/x", out_file = io.stdout } },
+  on_data = { { path = "/x" }, { path = "/x", on_data = on_data } },
+  digest = { { path = "/x", out = "/tmp/o" }, { path = "/x", out = "/tmp/o", digest = "md5" } },
+  sync = { { path = "/x", out = "/tmp/o" }, { path = "/x", out = "/tmp/o", sync = true } },
 }
 
 -- A session whose C HTTP client and signer are stubs: every C request and
@@ -60,6 +69,9 @@ local function stub_session()
     end,
     close = function() end,
   }
+  -- get_many runs its requests as tasks of the session's loop: there they
+  -- reach the C client through the loop's transfer, stubbed the same way
+  api:_loop().transfer = function(_, http, creq) return http:request(creq) end
   api.signer = {
     authorization = function(_, method, url, params)
       -- (a method the C core does not sign yet, e.g. M-SEARCH: a stand-in)
@@ -180,6 +192,10 @@ describe("request options, declared once", function()
       { { url = ORIGIN .. "/a", origin = ORIGIN }, "request: give url, or path (and origin), not both" },
       { { path = "/x", retry = { attemps = 3 } }, "request: retry: unknown option 'attemps'" },
       { { path = "/x", retry = { attempts = 0 } }, "request: retry: attempts must be a positive integer" },
+      { { path = "/x", out = "/tmp/o", out_offset = -1 }, "request: out_offset must be an integer, 0 or more" },
+      { { path = "/x", out_file = io.stdout.close }, "request: option 'out_file' must be userdata (got function)" },
+      { { path = "/x", out_file = CLOSED }, "request: out_file must be an open io file handle" },
+      { { path = "/x", out = "/tmp/o", digest = "sha1" }, 'request: digest must be "md5"' },
     } do
       local ok, err = pcall(api.request, api, case[1])
       assert.is_false(ok)
@@ -243,6 +259,8 @@ describe("client options, declared once", function()
     for _, row in ipairs(client_mod.OPTIONS) do
       if row.keep == false then
         assert.is_nil(rawget(c, row[1]), row[1] .. " is kept in the client table")
+      elseif row[1] == "download_origins" then     -- a copy; the default made from api_origin
+        assert.same({ client_mod.ARCHIVE_ORIGIN, "https://b.example" }, c.download_origins)
       elseif given[row[1]] ~= nil then
         assert.equal(given[row[1]], c[row[1]], row[1])
       else
@@ -250,6 +268,9 @@ describe("client options, declared once", function()
       end
     end
     assert.equal("REDACTED", tostring(c._secret_box))
+    given.download_origins = { "https://D.example:443", "http://e.example:8080" }
+    c = smugoauth.new(given)
+    assert.same({ "https://d.example", "http://e.example:8080" }, c.download_origins)
   end)
 end)
 

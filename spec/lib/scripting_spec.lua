@@ -174,7 +174,10 @@ describe("scripting the API", function()
     assert.equal("application/octet-stream", up.content_type)
     assert.matches("^OAuth ", up.headers["authorization"])
     local listed = assert(api:get("/api/v2/album/K0002!images")):json().Response.AlbumImage
-    assert.equal(md5, listed[#listed].MD5)
+    assert.equal(core.b64decode(md5), (listed[#listed].ArchivedMD5:gsub("%x%x", function(h)   -- hex, as SmugMug's
+      return string.char(tonumber(h, 16))
+    end)))
+    assert.equal(10 * 1024 * 1024, listed[#listed].ArchivedSize)
   end)
 
   it("uploads with a known MD5 (no hashing pass); a wrong one is refused by the server", function()

@@ -13,7 +13,7 @@
 --   /stats       "conns=N lua_kb=K smuggled=S requests=R"
 --   /gc          a full collection first, then the same as /stats
 --   /stop        stops the server
-package.path = "lua/?.lua;spec/?.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local fixture = require "support.fixture_server"
 

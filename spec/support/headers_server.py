@@ -6,6 +6,9 @@ what arrived, for the library specs that check what reaches the wire:
      "headers": {lower-case name: value}, "body_len": n}
 
 ("stat": "ok" makes it an upload origin too.) Keep-alive HTTP/1.1.
+A query parameter delay=S answers after S seconds (each connection has its
+own thread: delayed requests overlap); GET /_stats answers
+{"connections": n, "requests": n, "inflight": n} (it is not counted).
 
     headers_server.py [--max-life S]
 
@@ -17,7 +20,12 @@ import http.server
 import json
 import signal
 import sys
+import threading
+import time
 import urllib.parse
+
+STATS = {"connections": 0, "requests": 0, "inflight": 0}
+LOCK = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -26,20 +34,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
 
-    def handle_any(self):
-        left = int(self.headers.get("Content-Length") or 0)
-        total = 0
-        while left > 0:
-            data = self.rfile.read(min(left, 65536))
-            if not data:
-                break
-            total += len(data)
-            left -= len(data)
-        url = urllib.parse.urlsplit(self.path)
-        doc = {
-            "stat": "ok", "method": self.command, "path": url.path, "query": url.query,
-            "headers": {k.lower(): v for k, v in self.headers.items()}, "body_len": total,
-        }
+    def setup(self):
+        with LOCK:
+            STATS["connections"] += 1
+        super().setup()
+
+    def answer(self, doc):
         body = json.dumps(doc).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -48,11 +48,44 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def handle_any(self):
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/_stats":
+            with LOCK:
+                doc = dict(STATS)
+            return self.answer(doc)
+        with LOCK:
+            STATS["requests"] += 1
+            STATS["inflight"] += 1
+        try:
+            self.handle_counted(url)
+        finally:
+            with LOCK:
+                STATS["inflight"] -= 1
+
+    def handle_counted(self, url):
+        delay = urllib.parse.parse_qs(url.query).get("delay")
+        if delay:
+            time.sleep(float(delay[0]))
+        left = int(self.headers.get("Content-Length") or 0)
+        total = 0
+        while left > 0:
+            data = self.rfile.read(min(left, 65536))
+            if not data:
+                break
+            total += len(data)
+            left -= len(data)
+        self.answer({
+            "stat": "ok", "method": self.command, "path": url.path, "query": url.query,
+            "headers": {k.lower(): v for k, v in self.headers.items()}, "body_len": total,
+        })
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_any
 
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024
 
 
 def main():

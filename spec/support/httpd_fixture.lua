@@ -9,7 +9,7 @@
 -- /small 16 bytes.
 -- Prints "PORT <n>" on stdout once listening, then serves until /stop,
 -- the lifetime ends, or it is killed.
-package.path = "lua/?.lua;spec/?.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local html = require "smugoauth.http.html"
 local core = require "smugoauth.core"

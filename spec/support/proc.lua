@@ -94,6 +94,9 @@ local mt = { __name = "support.Process", __index = methods }
 local SPAWN_OPTS = { lines = "number", expect = "string", timeout = "number", env = "table",
                      nofile = "number", stdin = true, stderr = "string", cwd = "string" }
 
+-- Close every descriptor above 2, then become argv[1:].
+local CLOSE_FDS = "import os, sys; os.closerange(3, 1 << 20); os.execv(sys.argv[1], sys.argv[1:])"
+
 --- Start a child in the background and return its handle.
 -- cmd: a shell command line (a simple command, run with `exec`; it may begin
 -- with `env NAME=value ...` or `timeout N`) or an array of words (quoted here).
@@ -105,7 +108,8 @@ local SPAWN_OPTS = { lines = "number", expect = "string", timeout = "number", en
 --                             line and its stderr
 --   timeout (20)              seconds to wait for those lines
 --   env (nil)                 name -> value set for it (false: unset)
---   nofile (nil)              its `ulimit -n`, when the hard limit allows
+--   nofile (nil)              its `ulimit -n`, when the hard limit allows; it
+--                             then inherits no descriptor but 0, 1 and 2
 --   stdin (nil: /dev/null)    a string (its whole stdin), or true: a FIFO
 --                             whose writing end is h.stdin
 --   stderr (nil)              a file for its stderr (default h.err, a temp file)
@@ -132,7 +136,15 @@ function M.spawn(cmd, opts)
     local v = opts.env[k]
     setup[#setup + 1] = v == false and ("unset " .. k .. "; ") or ("export " .. k .. "=" .. q(v) .. "; ")
   end
-  if opts.nofile then setup[#setup + 1] = "ulimit -n " .. math.tointeger(opts.nofile) .. " 2>/dev/null; " end
+  local run = "exec " .. cmd
+  if opts.nofile then
+    setup[#setup + 1] = "ulimit -n " .. math.tointeger(opts.nofile) .. " 2>/dev/null; "
+    -- A child with a descriptor limit starts with none but 0-2: it would
+    -- inherit this process's sockets (LuaSocket's and libcurl's are not
+    -- close-on-exec: servers and kept connections of earlier specs), which
+    -- take the low numbers its limit counts.
+    run = "exec /usr/bin/python3 -c " .. q(CLOSE_FDS) .. " /bin/sh -c " .. q(run)
+  end
   local stdin = "/dev/null"
   if opts.stdin == true then
     stdin = dir .. "/in"
@@ -148,7 +160,7 @@ function M.spawn(cmd, opts)
   -- popen's shell prints its pid and becomes the command: the pipe only
   -- carries that line, and closing it reaps the child (its exit status).
   self.pipe = assert(io.popen("echo $$; exec <" .. q(stdin) .. " >" .. q(self.out) .. " 2>" .. q(self.err) ..
-                              "; " .. table.concat(setup) .. "exec " .. cmd, "r"))
+                              "; " .. table.concat(setup) .. run, "r"))
   self.pid = tonumber(self.pipe:read("l"))
   -- the handle is marked for finalization after the pipe: on collection it is
   -- closed first (killing the child), so the pipe's own finalizer never waits

@@ -45,6 +45,11 @@
 --  * Everything reflected into HTML is escaped; every response carries the
 --    security headers of smugoauth.http.html; provider and API failures are
 --    shown as an escaped message (502), never a 500 or a traceback.
+--  * One slow provider call stalls nobody: the server runs on the event loop
+--    (smugoauth.loop), each request in its connection's task, and the
+--    provider calls of `/authorize`, `/callback` and `/test` yield until
+--    they are done (other requests are served meanwhile). Each call keeps
+--    the client's `timeout`; a browser that goes away cancels it.
 -- @module smugoauth.apps.web
 local core = require "smugoauth.core"
 local errors = require "smugoauth.errors"
@@ -242,16 +247,20 @@ end
 
 --- Listen and return the server (not yet running: call `srv:run()`).
 -- opts: host [the app's host], port [the app's port], tls (luasec server
--- parameters: https), log. The address and port bound become the app's
--- origin and callback URL (as an IP literal, whatever name `host` gave; a
--- port 0 becomes the one picked).
+-- parameters: https), log, loop [smugoauth.loop's default loop]. The
+-- address and port bound become the app's origin and callback URL (as an IP
+-- literal, whatever name `host` gave; a port 0 becomes the one picked).
+-- Each request is handled in its connection's task of the loop: the
+-- provider calls of `/authorize`, `/callback` and `/test` yield, and the
+-- other requests are served meanwhile; a browser that goes away cancels
+-- its provider call.
 -- @return server | nil, message
 function methods:serve(opts)
   opts = opts or {}
   local srv, err = server.new {
     host = opts.host or match(self.host, "^%[(.*)%]$") or self.host,
     port = opts.port or self.port, tls = opts.tls,
-    handler = self:handler(), log = opts.log or self.log,
+    handler = self:handler(), log = opts.log or self.log, loop = opts.loop,
   }
   if not srv then return nil, err end
   local addr = srv.host

@@ -1,21 +1,25 @@
 --- smugoauth.http.connection: one client connection of smugoauth.http.server,
--- served by its own coroutine: bytes in and out of a non-blocking LuaSocket
--- (or luasec) socket within the server's deadlines, every head parsed and
--- every response written by smugoauth.http.codec, request bodies admitted (or
--- refused) on the head alone against the app's declaration and the server's
--- body budget.
+-- served by its own task of the server's loop (smugoauth.loop): bytes in and
+-- out of a non-blocking LuaSocket (or luasec) socket within the server's
+-- deadlines, every head parsed and every response written by
+-- smugoauth.http.codec, request bodies admitted (or refused) on the head
+-- alone against the app's declaration and the server's body budget.
 --
--- The coroutine yields what it waits for: "r" or "w" (readiness of its
--- socket), "again" (the next round: other connections go first), or `DONE`
--- when the connection is finished. It is resumed with true (ready), or false
--- (its deadline passed, or the server closes).
+-- The task waits for its socket with `loop:wait_fd` (no deadline of its own:
+-- the server's sweep interrupts a wait whose deadline has passed, see
+-- `c.io`), and lets the other connections go first with a bare yield after
+-- a burst of pipelined requests. The handler runs inside the task and may
+-- yield (a request of the library, a sleep): meanwhile the connection is
+-- watched (`loop:watch_fd`), so the bytes of a next pipelined request are
+-- kept, and a client that goes away (EOF or reset) cancels the task's wait
+-- (`task:cancel`: a request in flight returns nil, err code "cancelled").
 -- @module smugoauth.http.connection
 local core = require "smugoauth.core"
 local codec = require "smugoauth.http.codec"
 local request = require "smugoauth.http.request"
 
-local sub, concat = string.sub, table.concat
-local create, yield = coroutine.create, coroutine.yield
+local sub, concat, format = string.sub, table.concat, string.format
+local yield = coroutine.yield
 local monotime = core.monotime
 local type, tostring, setmetatable, xpcall, pcall = type, tostring, setmetatable, xpcall, pcall
 local traceback = debug.traceback
@@ -30,7 +34,7 @@ local LINGER_BYTES = 1 << 20 -- and at most this much
 local BURST = 32             -- pipelined requests served before letting others run
 local RETRY_AFTER = 1        -- seconds, in the 503 sent when max_body_total is full
 
---- What a connection's coroutine yields when it is finished.
+--- What `serve` returns when the connection is finished.
 local DONE = {}
 
 -- ------------------------------------------------------------ I/O
@@ -54,23 +58,38 @@ local function refusal(code)
   return error_response(code, code == 503 and RETRY_AFTER or nil)
 end
 
--- Wait until the connection's socket is ready for `what` ("r" | "w") or, with
--- "again", until the next round. False when the deadline passed or the server closes.
-local function wait(what)
-  return yield(what)
+-- Wait until the connection's socket is ready for `what` ("r" | "w"): true,
+-- or false when its deadline passed (the server's sweep interrupted the wait),
+-- the task was cancelled or the server dropped the connection. c.io tells the
+-- sweep that the task waits on its own socket (not in its handler).
+local function wait(c, what)
+  if c.dropped then return false end
+  c.io = true
+  local ok, msg = c.lp:wait_fd(c.fd, what)
+  c.io = false
+  if ok == nil then log(c.srv, "cannot watch a connection: " .. tostring(msg)) end
+  return ok == true and not c.dropped
+end
+
+-- Let the other tasks of the loop run first (the next round): false when the
+-- connection was dropped meanwhile.
+local function pause(c)
+  yield()
+  return not c.dropped
 end
 
 -- The next bytes from the client, or nil, "timeout" | "closed".
 local function recv(c)
   local sock, srv = c.sock, c.srv
   while true do
+    if c.dropped then return nil, "closed" end
     local data, err, partial = sock:receive(CHUNK)
     if data then return data end
     if partial and partial ~= "" then return partial end
     if err == "timeout" or err == "wantread" then
-      if clock(srv) > c.deadline or not wait("r") then return nil, "timeout" end
+      if clock(srv) > c.deadline or not wait(c, "r") then return nil, "timeout" end
     elseif err == "wantwrite" then
-      if clock(srv) > c.deadline or not wait("w") then return nil, "timeout" end
+      if clock(srv) > c.deadline or not wait(c, "w") then return nil, "timeout" end
     else
       return nil, "closed"
     end
@@ -83,12 +102,13 @@ local function send_all(c, data, nowait)
   local sock, srv, i, n = c.sock, c.srv, 1, #data
   c.deadline = clock(srv) + srv.send_timeout
   while true do
+    if c.dropped then return nil end
     local last, err, partial = sock:send(data, i)
     if last then return true end
     if err == "timeout" or err == "wantwrite" or err == "wantread" then
       if partial and partial >= i then i = partial + 1 end
       if i > n then return true end
-      if nowait or clock(srv) > c.deadline or not wait(err == "wantread" and "r" or "w") then
+      if nowait or clock(srv) > c.deadline or not wait(c, err == "wantread" and "r" or "w") then
         return nil
       end
     else
@@ -117,6 +137,46 @@ end
 local function refuse(c, code)
   if send_all(c, refusal(code)) then linger(c) end
   return DONE
+end
+
+-- ------------------------------------------------------------ streamed bodies
+
+-- Send a streamed body (the handler's body function, called for each piece
+-- in the connection's task: it may yield), framed as the writer said:
+-- "length" (the pieces must add up to length), "chunked" or "close". true
+-- when the whole body went out; false when it did not (the source ended
+-- short or failed, the client left, a send timed out): the connection must
+-- then close, as its client cannot tell where this response ends otherwise.
+local function stream(c, source, framing, length)
+  local srv, sent = c.srv, 0
+  while true do
+    if c.gone or c.dropped then return false end
+    local ok, piece = xpcall(source, traceback)
+    if not ok then
+      log(srv, "streamed body error: " .. tostring(piece))
+      return false
+    end
+    if piece == nil then break end
+    if type(piece) ~= "string" then
+      log(srv, "streamed body: a piece is not a string")
+      return false
+    end
+    local n = #piece
+    if n > 0 then
+      if framing == "length" and sent + n > length then
+        log(srv, "streamed body: longer than its Content-Length")
+        return false
+      end
+      if c.gone or c.dropped then return false end
+      if not send_all(c, framing == "chunked" and format("%x\r\n", n) .. piece .. "\r\n" or piece) then
+        return false
+      end
+      sent = sent + n
+    end
+  end
+  if framing == "length" then return sent == length end
+  if framing == "chunked" then return send_all(c, "0\r\n\r\n") == true end
+  return true
 end
 
 -- ------------------------------------------------------------ requests
@@ -216,9 +276,11 @@ local function read_request(c)
   if buf == "" then                      -- idle between requests
     c.deadline = clock(srv) + (c.served > 0 and srv.idle_timeout or srv.request_timeout)
     -- nothing buffered: let epoll say when the next request comes (saves a
-    -- receive() that would find nothing, on every keep-alive request)
-    -- (not with TLS: OpenSSL may hold bytes that epoll cannot see)
-    if not srv.tls and not c.sock:dirty() and not wait("r") then return nil end
+    -- receive() that would find nothing, on every keep-alive request); not
+    -- for the first one (it has mostly come with the connection: a wait,
+    -- and a round of the loop, saved), not with TLS (OpenSSL may hold bytes
+    -- that epoll cannot see)
+    if c.served > 0 and not srv.tls and not c.sock:dirty() and not wait(c, "r") then return nil end
     local data = recv(c)
     if not data then return nil end
     buf = data
@@ -297,9 +359,9 @@ local function serve(c)
       local ok, err = sock:dohandshake()
       if ok then break end
       if err == "wantread" or err == "timeout" then
-        if not wait("r") then return DONE end
+        if not wait(c, "r") then return DONE end
       elseif err == "wantwrite" then
-        if not wait("w") then return DONE end
+        if not wait(c, "w") then return DONE end
       else
         return DONE
       end
@@ -319,11 +381,19 @@ local function serve(c)
     c.served = c.served + 1
 
     local keep = keep_alive(req)
+    -- while the handler runs (it may yield), watch the socket: a next
+    -- request's bytes are kept, a client gone cancels the handler's waits.
+    -- (The watch ends with the connection's next wait on its socket, which
+    -- takes the descriptor over: no unwatch on every request. Until then, in
+    -- a pause between pipelined requests, it keeps doing the same.)
+    if c.dropped then return DONE end
+    c.lp:watch_fd(c.fd, "r", srv.on_read)
     local ok, status, hdrs, body = xpcall(srv.handler, traceback, req)
+    if c.dropped then return DONE end            -- the server closed meanwhile
     clock(srv)                                   -- the handler may have taken long
-    local resp, keep2
+    local resp, keep2, framing, length
     if ok then
-      resp, keep2 = serialize_response(req, keep, status, hdrs, body, srv:_date())
+      resp, keep2, framing, length = serialize_response(req, keep, status, hdrs, body, srv:_date())
       if not resp then
         log(srv, "bad handler response: " .. keep2)
         ok = false
@@ -336,9 +406,22 @@ local function serve(c)
     end
     -- the request body is done with: do not pin it while the response goes
     -- out or the next request is awaited, and give back its budget
+    local source = framing and framing ~= "none" and body
     req, status, hdrs, body = nil, nil, nil, nil  -- luacheck: ignore 311
     release(c)
+    if c.gone then                               -- the client left: what goes at once
+      send_all(c, resp, true)
+      return DONE
+    end
     if not send_all(c, resp) then return DONE end
+    if source then                               -- a streamed body
+      local whole = stream(c, source, framing, length)
+      source = nil                               -- luacheck: ignore 311
+      if not whole then
+        if not (c.gone or c.dropped) then linger(c) end
+        return DONE
+      end
+    end
     if not keep2 then
       linger(c)
       return DONE
@@ -346,7 +429,7 @@ local function serve(c)
     burst = burst + 1
     if burst >= BURST and c.buf ~= "" then      -- let the others run
       burst = 0
-      if not wait("again") then return DONE end
+      if not pause(c) then return DONE end
     elseif c.buf == "" then
       burst = 0
     end
@@ -358,22 +441,30 @@ end
 local methods = {}
 local mt = {__name = "smugoauth.HttpConnection", __index = methods}
 
---- A connection of srv on sock, whose coroutine `c.co` is to be resumed
--- first with c itself.
+--- A connection of srv on sock, to be served by `serve(c)` in a task of the
+-- server's loop whose Task the server sets as `c.task`.
 --
 -- Options (all required):
 --
---  - `srv`: the server (its options, `now`, `body_inflight`, `handler`,
---    `body`, `log`, `scheme`, `tls`, `_date()`).
+--  - `srv`: the server (its options, `loop`, `now`, `body_inflight`,
+--    `handler`, `body`, `log`, `scheme`, `tls`, `_date()`).
 --  - `sock`: the accepted socket (non-blocking; luasec-wrapped for TLS).
---  - `fd`: its descriptor (watched by the server's poller).
+--  - `fd`: its descriptor (waited on with the server's loop).
 --  - `peer`: `"ip:port"` of the client, as requests show it.
 -- @return the connection
 local function new(srv, sock, fd, peer)
   return setmetatable({
-    srv = srv, sock = sock, fd = fd, peer = peer, want = "r", buf = "", served = 0,
-    deadline = 0, reserved = 0, parser = codec.new_parser(srv), co = create(serve),
+    srv = srv, lp = srv.loop, sock = sock, fd = fd, peer = peer, buf = "", served = 0,
+    deadline = 0, reserved = 0, parser = codec.new_parser(srv), io = false, dropped = false,
+    gone = false, task = nil,
   }, mt)
+end
+
+--- The end of the connection's task (a to-be-closed variable of it): the
+-- server forgets the connection (`srv:_ended(c, err)`; err: an error that
+-- ended the task, else nil).
+mt.__close = function(c, err)
+  return c.srv:_ended(c, err)
 end
 
 --- Give back the connection's share of the body budget and close its socket
@@ -385,6 +476,8 @@ end
 
 return {
   new = new,
+  serve = serve,
+  CHUNK = CHUNK,
   DONE = DONE,
   methods = methods,
   mt = mt,

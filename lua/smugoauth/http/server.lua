@@ -1,9 +1,11 @@
 --- smugoauth.http.server: a minimal HTTP/1.1 server for local use (OAuth
--- callbacks, small consoles), on LuaSocket non-blocking sockets with one
--- coroutine per connection (smugoauth.http.connection) over the epoll poller
--- of the C core, so one slow or idle client never stalls the others. Every
--- byte it parses or writes goes through smugoauth.http.codec, which also
--- lists what is refused.
+-- callbacks, small consoles), on LuaSocket non-blocking sockets, on the one
+-- event loop (smugoauth.loop): its listener and every connection are
+-- registered with a loop, and each connection is a task of that loop
+-- (smugoauth.http.connection), so one slow or idle client never stalls the
+-- others, and a handler may call the API (the request yields; the other
+-- connections are served meanwhile). Every byte it parses or writes goes
+-- through smugoauth.http.codec, which also lists what is refused.
 --
 --    local server = require "smugoauth.http.server"
 --    local srv = assert(server.new{
@@ -23,19 +25,19 @@
 -- @module smugoauth.http.server
 local socket = require "socket"
 local core = require "smugoauth.core"
+local loop = require "smugoauth.loop"
 local codec = require "smugoauth.http.codec"
 local connection = require "smugoauth.http.connection"
+local tasks = require "smugoauth.http.tasks"
 local html = require "smugoauth.http.html"
 local request = require "smugoauth.http.request"
 local cookie = require "smugoauth.http.cookie"
 
 local find, format, gsub = string.find, string.format, string.gsub
-local resume = coroutine.resume
-local monotime = core.monotime
-local pairs, ipairs, type, tostring, tonumber, setmetatable, error, pcall =
-  pairs, ipairs, type, tostring, tonumber, setmetatable, error, pcall
+local monotime, cloexec = core.monotime, core.cloexec
+local pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error =
+  pairs, ipairs, type, tostring, tonumber, setmetatable, getmetatable, error
 local tointeger = math.tointeger
-local DONE = connection.DONE
 
 local ACCEPT_BURST = 256     -- connections accepted per readiness event
 
@@ -64,6 +66,7 @@ local OPTIONS = {
   max_connections = {"number", 10000},
   tls = {"table", nil},
   log = {"function", default_log},
+  loop = {"table", nil},                          -- nil: smugoauth.loop's default loop
 }
 
 -- Check the options (misuse raises, at the caller of new) and fill in the
@@ -84,6 +87,11 @@ local function options(opts)
     self[k] = v
   end
   if not self.handler then error("server.new: option 'handler' is required", 3) end
+  if self.loop == nil then
+    self.loop = loop.default()
+  elseif getmetatable(self.loop) ~= loop.mt or self.loop.closed then
+    error("server.new: option 'loop' must be an open smugoauth.Loop", 3)
+  end
   if self.max_body_total == nil then
     self.max_body_total = math.max(16 * 1024 * 1024, tointeger(self.max_body) or 0)
   end
@@ -127,14 +135,35 @@ end
 --    else; `req:form()` works too).
 --    It returns an integer status (200-599); headers as a map of name to
 --    string (or to an array of strings, sent as repeated fields) or as an
---    array of `{name, value}` pairs; and a body (string, array of strings, or
---    nil). Content-Length and Date are set by the loop (a handler's
---    Content-Length and Transfer-Encoding are dropped; its Date is kept);
+--    array of `{name, value}` pairs; and a body (string, array of strings,
+--    nil, or a function: a streamed body, below). Content-Length and Date
+--    are set by the loop (a handler's Content-Length and Transfer-Encoding
+--    are dropped; its Date is kept);
 --    `Connection: close` from the handler closes after the response. HEAD,
 --    204 and 304 responses carry no body. A Lua error in the handler, or an
 --    invalid answer (a header name or value with CR, LF or NUL, ...), becomes a
---    500 with a generic body, logged without request data. Handlers run inside
---    the connection's coroutine and must not yield or block for long.
+--    500 with a generic body, logged without request data. The handler runs
+--    inside the connection's task (a task of the server's loop, which serves
+--    that connection's requests in turn, and later connections once it has
+--    ended) and may yield (a request of the library,
+--    `smugoauth.sleep`): the other connections are served meanwhile. If the
+--    client goes away before the handler returns (EOF or reset), the task
+--    is cancelled (`task:cancel`): the request it waits for returns nil, err
+--    code "cancelled", and so does every later one; its answer is then
+--    sent only as far as it goes at once. Bytes of a next pipelined request
+--    that arrive meanwhile are kept. A handler must not block for long
+--    without yielding (nothing else runs meanwhile).
+--    A streamed body: the body is a function, called in the connection's
+--    task after the head has gone out, once per piece: it returns the next
+--    piece (a string) or nil at the end, and may yield (a sleep paces it;
+--    the pieces need never be in memory together). With a Content-Length
+--    from the handler (a decimal integer) that is the length, and the
+--    pieces must add up to it; without, the body is sent chunked (HTTP/1.0:
+--    until the connection closes). A body that ends short of its
+--    Content-Length, a function that raises or returns a non-string, a
+--    client that leaves: the connection is closed there (what was sent
+--    stays sent; the client sees a truncated body), nothing more is read
+--    from it. HEAD, 204 and 304 do not call the function.
 --  - `host` ["127.0.0.1"]: address to listen on.
 --  - `port` [0]: 0 picks a free port; `srv.port` tells which.
 --  - `backlog` [1024]: listen() backlog.
@@ -172,13 +201,18 @@ end
 --  - `tls` [nil]: luasec server parameters (`mode = "server"`, `protocol`,
 --    `key`, `certificate`, ...) to serve https.
 --  - `log` [stderr]: `function(message)` for handler errors and internal faults.
+--  - `loop` [smugoauth.loop's default loop]: the smugoauth.Loop the server
+--    registers its listener and connections with. Several servers and other
+--    tasks may share one loop; `srv:run()` and `srv:step()` drive it (all of
+--    it), and so does the loop's own `run`/`step`/`call`.
 --
 -- Unknown options and wrong types raise. Returns the server, or nil, message
 -- when the address cannot be bound (or the TLS context cannot be made).
--- The server has fields `host`, `port` (the bound port) and `scheme`
--- ("http" / "https"), and methods `run`, `step`, `stop`, `connections`, `close`
--- (also `__close`, so `local srv <close> = ...` works). `srv.handler` and
--- `srv.body` may be replaced between requests.
+-- The server has fields `host`, `port` (the bound port), `scheme`
+-- ("http" / "https") and `loop`, and methods `run`, `step`, `stop`,
+-- `connections`, `close` (also `__close`, so `local srv <close> = ...`
+-- works). `srv.handler` and `srv.body` may be replaced between requests.
+-- The loop holds the server until it is closed: close it when done.
 -- @tparam table opts
 -- @return server | nil, message
 local function new(opts)
@@ -193,34 +227,36 @@ local function new(opts)
     self.scheme = "http"
   end
 
-  local poller, perr = core.poller(256)
-  if not poller then return nil, perr end
   local lst, err = socket.bind(self.host, self.port, self.backlog)
   if not lst then
-    poller:close()
     return nil, format("server.new: cannot listen on %s:%d: %s", self.host, self.port, err)
   end
   lst:settimeout(0)
   local _, port = lst:getsockname()
   self.port = tonumber(port)
-  self.listener, self.lfd, self.poller = lst, lst:getfd(), poller
-  local ok, aerr = poller:add(self.lfd, "r")
-  if not ok then
-    lst:close()
-    poller:close()
-    return nil, aerr
-  end
+  self.listener, self.lfd = lst, lst:getfd()
+  cloexec(self.lfd)                               -- not in a program a handler starts (a browser)
   self.conns, self.nconn = {}, 0
-  self.fds, self.evs = {}, {}
-  self.again, self.again_n = {}, 0
+  self.idle, self.nidle = {}, 0                   -- the pool of tasks waiting for a connection
+  self._pool_idle = tasks.POOL_IDLE
   self.body_inflight = 0
   self.now = monotime()
-  local shortest = math.min(self.request_timeout, self.idle_timeout, self.send_timeout)
-  self.sweep_every = math.max(0.01, math.min(0.25, shortest / 4))
-  self.next_sweep = self.now + self.sweep_every
   self.date_at, self.date_line = -1, nil
   self.stopped, self.closed = false, false
-  return setmetatable(self, mt)
+  setmetatable(self, mt)
+  self.on_accept = function() return self:_accept() end
+  self.on_read = tasks.watcher(self)              -- a connection's socket, while its handler runs
+  local ok, aerr = self.loop:watch_fd(self.lfd, "r", self.on_accept)
+  if not ok then
+    lst:close()
+    return nil, "server.new: " .. tostring(aerr)
+  end
+  -- the deadlines: a sweep at most every 0.25 s (a timer per wait would cost
+  -- more on every keep-alive request than this costs in all)
+  local shortest = math.min(self.request_timeout, self.idle_timeout, self.send_timeout)
+  self.sweep_every = math.max(0.01, math.min(0.25, shortest / 4))
+  self.sweeper = self.loop:every(self.sweep_every, function() return self:_sweep() end)
+  return self
 end
 
 -- "Date: ...\r\n", refreshed at most once a second (for the connections).
@@ -232,52 +268,16 @@ function methods:_date()
   return self.date_line
 end
 
--- Log through the user's function; a failing logger must not kill the loop.
-local function log(self, msg)
-  pcall(self.log, msg)
-end
-
--- Forget a connection and close its socket.
-local function drop(self, c)
-  if self.conns[c.fd] == c then
-    self.conns[c.fd] = nil
-    self.nconn = self.nconn - 1
-    self.poller:del(c.fd)
-  end
-  c:close()
-end
-
--- Resume a connection's coroutine with a, b and act on what it waits for next.
-local function run_conn(self, c, a, b)
-  local ok, what = resume(c.co, a, b)
-  if not ok then
-    log(self, "internal error: " .. tostring(what))
-    drop(self, c)
-  elseif what == DONE then
-    drop(self, c)
-  elseif what == "again" then
-    local n = self.again_n + 1
-    self.again[n], self.again_n = c, n
-  elseif what ~= c.want then
-    if what ~= "r" and what ~= "w" then
-      log(self, "internal error: a handler yielded")
-      drop(self, c)
-    else
-      c.want = what
-      self.poller:mod(c.fd, what)
-    end
-  end
-end
-
--- Accept what the listener has queued.
-local function accept(self)
-  local lst = self.listener
+-- Accept what the listener has queued (the loop calls this when the
+-- listener is readable; outside any task).
+function methods:_accept()
+  local lst, lp = self.listener, self.loop
   for _ = 1, ACCEPT_BURST do
     local s, err = lst:accept()
     if not s then
       if err ~= "timeout" then           -- EMFILE and the like: pause for a moment
-        self.poller:del(self.lfd)
-        self.accept_paused = self.now + 0.1
+        lp:forget_fd(self.lfd)
+        self.accept_paused = monotime() + 0.1
       end
       return
     end
@@ -288,6 +288,7 @@ local function accept(self)
       s:setoption("tcp-nodelay", true)
       local ip, port = s:getpeername()
       local fd = s:getfd()
+      cloexec(fd)
       if self.tls then
         local w = self.ssl.wrap(s, self.tls)
         if w then w:settimeout(0) else s:close() end
@@ -295,80 +296,66 @@ local function accept(self)
       end
       if s then
         local peer = ip and (find(ip, ":", 1, true) and "[" .. ip .. "]:" or ip .. ":") .. port or "?"
-        if self.poller:add(fd, "r") then
-          local c = connection.new(self, s, fd, peer)
-          self.conns[fd] = c
-          self.nconn = self.nconn + 1
-          run_conn(self, c, c)
-        else
-          s:close()
-        end
+        local c = connection.new(self, s, fd, peer)
+        self.conns[fd] = c
+        self.nconn = self.nconn + 1
+        tasks.start(self, c)
       end
     end
   end
 end
 
--- Wake connections whose deadline has passed (they answer 408 or close).
-local function sweep(self)
-  local now = self.now
-  for _, c in pairs(self.conns) do
-    if c.deadline < now then run_conn(self, c, false) end
-  end
-  if self.accept_paused and now >= self.accept_paused then
-    self.accept_paused = nil
-    self.poller:add(self.lfd, "r")
-  end
-  self.next_sweep = now + self.sweep_every
+-- The end of connection c (its __close): see smugoauth.http.tasks.
+function methods:_ended(c, err)
+  return tasks.ended(self, c, err)
 end
 
---- One poll round: wait up to `timeout` seconds (default: until the next
--- timeout check, at most 0.25 s) for readiness, serve what is ready, expire
--- what timed out.
+-- The deadlines and the accept pause (every sweep_every seconds).
+function methods:_sweep()
+  tasks.sweep(self)
+  if self.accept_paused and self.now >= self.accept_paused then
+    self.accept_paused = nil
+    self.loop:watch_fd(self.lfd, "r", self.on_accept)
+  end
+end
+
+-- Raise unless called from outside every task (run/step drive the loop).
+local function outside(fname)
+  if loop.current() then error(fname .. ": not from inside a task (the loop is already running)", 3) end
+end
+
+--- One round of the server's loop: wait up to `timeout` seconds (default:
+-- until the next timeout check, at most 0.25 s) for readiness, serve what is
+-- ready, expire what timed out; other tasks of the loop run too. Not from
+-- inside a task.
 -- @tparam[opt] number timeout
--- @return true | nil, message, code (the poller failed)
+-- @return true | nil, message, code (the loop's reactor failed) | nil, err,
+-- task (a task of the loop failed and nobody joins it: see smugoauth.loop)
 function methods:step(timeout)
   if self.closed then error("attempt to use a closed smugoauth.HttpServer", 2) end
-  local now = monotime()
-  local until_sweep = self.next_sweep - now
-  if until_sweep < 0 then until_sweep = 0 end
-  if timeout == nil or timeout > until_sweep then timeout = until_sweep end
-  if self.again_n > 0 then timeout = 0 end
-  local fds, evs, n = self.poller:wait(timeout, self.fds, self.evs)
-  if not fds then return nil, evs, n end
-  self.now = monotime()
-  local conns, lfd = self.conns, self.lfd
-  for i = 1, n do
-    if self.closed then return true end          -- a handler closed the server
-    local fd = fds[i]
-    if fd == lfd then
-      accept(self)
-    else
-      local c = conns[fd]
-      if c then run_conn(self, c, true) end
-    end
-  end
-  local again_n = self.again_n
-  if again_n > 0 and not self.closed then
-    local again = self.again
-    self.again, self.again_n = self.spare or {}, 0
-    for i = 1, again_n do
-      local c = again[i]
-      again[i] = nil
-      if conns[c.fd] == c then run_conn(self, c, true) end
-    end
-    self.spare = again
-  end
-  if self.now >= self.next_sweep and not self.closed then sweep(self) end
-  return true
+  outside("step")
+  return self.loop:step(timeout)
 end
 
---- Serve until `srv:stop()` is called (typically from a handler).
--- @return true | nil, message, code (the poller failed)
+--- Serve until `srv:stop()` is called (typically from a handler), driving
+-- the server's loop (its other tasks run too). Raises the error of a task
+-- of the loop that failed with nobody joining it, as `loop:run()` does. Not
+-- from inside a task.
+-- @return true | nil, message, code (the loop's reactor failed)
 function methods:run()
+  if self.closed then error("attempt to use a closed smugoauth.HttpServer", 2) end
+  outside("run")
   self.stopped = false
+  local lp = self.loop
   while not self.stopped do
-    local ok, err, code = self:step()
-    if not ok then return nil, err, code end
+    local ok, err, x = lp:step()
+    if not ok then
+      if getmetatable(x) == loop.task_mt then
+        if type(err) == "string" and x.trace then error(x.trace, 0) end
+        error(err, 0)
+      end
+      return nil, err, x
+    end
   end
   return true
 end
@@ -383,14 +370,16 @@ function methods:connections()
   return self.nconn
 end
 
---- Close every connection, the listener and the poller (idempotent).
+--- Close every connection (a handler still running is cancelled, see
+-- `handler`) and the listener, and leave the loop (idempotent).
 function methods:close()
   if self.closed then return end
   self.closed, self.stopped = true, true
-  for _, c in pairs(self.conns) do drop(self, c) end
-  self.poller:del(self.lfd)
+  local lp = self.loop
+  self.sweeper.cancel()
+  if not lp.closed then lp:forget_fd(self.lfd) end
   self.listener:close()
-  self.poller:close()
+  tasks.close(self)
 end
 mt.__close = methods.close
 

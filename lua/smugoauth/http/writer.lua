@@ -40,7 +40,11 @@ local function add_header(out, n, st, name, value)
     return nil, "header value contains CR, LF or NUL"
   end
   local key = lname(name)
-  if key == "content-length" or key == "transfer-encoding" then return n end
+  if key == "content-length" then
+    st.length = value                            -- kept for a streamed body only
+    return n
+  end
+  if key == "transfer-encoding" then return n end
   if key == "connection" then
     if has_token(value, "close") then st.close = true end
     return n
@@ -99,26 +103,37 @@ local out, st = {}, {}
 -- `version` are used), or nil and why the answer is invalid.
 --
 -- status is an integer 200-599; hdrs as for `add_headers` above (names are
--- tokens; values hold no CR, LF or NUL); body a string, an array of strings
--- or nil. Content-Length is set here (a given Content-Length or
--- Transfer-Encoding is dropped); `Connection: close` from hdrs (or keep
--- false) closes; `date` ("Date: ...\r\n", see `date_line`) is added unless
--- hdrs has a Date. HEAD, 204 and 304 responses carry no body. Returns the
--- bytes and whether the connection stays open.
+-- tokens; values hold no CR, LF or NUL); body a string, an array of strings,
+-- nil, or a function (a streamed body, see below). Content-Length is set here
+-- (a given Content-Length or Transfer-Encoding is dropped); `Connection:
+-- close` from hdrs (or keep false) closes; `date` ("Date: ...\r\n", see
+-- `date_line`) is added unless hdrs has a Date. HEAD, 204 and 304 responses
+-- carry no body. Returns the bytes and whether the connection stays open.
+--
+-- A streamed body (body a function, which the server calls for the pieces):
+-- only the head is returned, then how the body is framed and its length:
+-- `head, keep, framing, length`. framing is "length" when hdrs gives a
+-- Content-Length (a decimal integer: it is kept, and the pieces must add up
+-- to it), else "chunked" (HTTP/1.1: Transfer-Encoding: chunked) or "close"
+-- (HTTP/1.0: the body ends with the connection, so keep is false); "none"
+-- for HEAD, 204 and 304 (no body is sent).
 -- @tparam table head
 -- @tparam boolean keep
 -- @param status
 -- @param hdrs
 -- @param body
 -- @tparam[opt] string date
--- @return string, boolean | nil, message
+-- @return string, boolean[, framing, length] | nil, message
 local function serialize_response(head, keep, status, hdrs, body, date)
   local code = type(status) == "number" and tointeger(status)
   if not code or code < 200 or code > 599 then return nil, "invalid status" end
   local err
-  body, err = body_string(body)
-  if not body then return nil, err end
-  st.close, st.date = false, false
+  local streamed = type(body) == "function"
+  if not streamed then
+    body, err = body_string(body)
+    if not body then return nil, err end
+  end
+  st.close, st.date, st.length = false, false, nil
   out[1] = status_lines[code]
   local n
   n, err = add_headers(out, 1, st, hdrs)
@@ -128,7 +143,29 @@ local function serialize_response(head, keep, status, hdrs, body, date)
     out[n] = date
   end
   local bodyless = code == 204 or code == 304
-  if not bodyless then
+  local framing, length
+  if streamed then
+    if st.length then
+      length = find(st.length, "^%d+$") and tointeger(tonumber(st.length))
+      if not length then return nil, "invalid Content-Length for a streamed body" end
+    end
+    if bodyless then
+      framing = "none"
+    else
+      if length then
+        framing = "length"
+        n = n + 1
+        out[n] = "Content-Length: " .. length .. "\r\n"
+      elseif head.version == "1.0" then
+        framing, keep = "close", false
+      else
+        framing = "chunked"
+        n = n + 1
+        out[n] = "Transfer-Encoding: chunked\r\n"
+      end
+      if head.method == "HEAD" then framing = "none" end
+    end
+  elseif not bodyless then
     n = n + 1
     out[n] = "Content-Length: " .. #body .. "\r\n"
   end
@@ -141,12 +178,13 @@ local function serialize_response(head, keep, status, hdrs, body, date)
   else
     out[n] = "\r\n"
   end
-  if head.method ~= "HEAD" and not bodyless and body ~= "" then
+  if not streamed and head.method ~= "HEAD" and not bodyless and body ~= "" then
     n = n + 1
     out[n] = body
   end
   local s = concat(out, "", 1, n)
   out[n] = nil                                   -- do not pin the body
+  if streamed then return s, keep, framing, length end
   return s, keep
 end
 
@@ -176,7 +214,7 @@ local function serialize_request(method, target, hdrs, body, version)
   local err
   body, err = body_string(body)
   if not body then return nil, err end
-  st.close, st.date = false, false
+  st.close, st.date, st.length = false, false, nil
   out[1] = method .. " " .. target .. " HTTP/" .. version .. "\r\n"
   local n
   n, err = add_headers(out, 1, st, hdrs)

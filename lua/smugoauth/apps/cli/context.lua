@@ -128,6 +128,13 @@ function methods:json_out(v)
   self:out(safe_json(s), "\n")
 end
 
+--- Print a summary of ours (backup, sync) as JSON: its empty tables are
+-- lists, written `[]` in both styles (lua-cjson alone writes `{}`).
+function methods:summary_out(v)
+  local s = self.pretty and json.pretty(v) or json.line(v)
+  self:out(safe_json(s), "\n")
+end
+
 --- Print a response body: JSON formatted, anything else as it came (made
 -- safe on a terminal).
 function methods:body_out(body)
@@ -141,9 +148,12 @@ function methods:body_out(body)
   end
 end
 
---- The config file's path (--config, else the default).
+--- The config file's path: --config, else the default (smugoauth.config's
+-- `default_path`: SMUGOAUTH_CONFIG, ./config.json, the XDG config folder),
+-- and then also the list of the paths looked at.
 function methods:config_path()
-  return self.opts.config or config.default_path(self.getenv)
+  if self.opts.config then return self.opts.config end
+  return config.default_path(self.getenv)
 end
 
 --- The credentials file's path (--credentials, else the default); ends the
@@ -164,7 +174,7 @@ function methods:client()
     local stderr = self.stderr
     debug = function(line) stderr:write(safe(line), "\n") end
   end
-  local ok, client, err = pcall(smugoauth.from_config, self:config_path(), { debug = debug })
+  local ok, client, err = pcall(smugoauth.from_config, self.opts.config, { debug = debug, getenv = self.getenv })
   if not ok then fail(status.AUTH, "config: " .. tostring(client):gsub("^[^:]*:%d+: ", "")) end
   if not client then fail(status.AUTH, "config: " .. tostring(err.message or err)) end
   self._client = client
@@ -181,9 +191,8 @@ function methods:session()
   if not token then fail(status.AUTH, tostring(secret.message or secret)) end
   local ok, err = credentials.check(record, client, { credentials = path, config = function(field)
     local env = "SMUGOAUTH_" .. field:upper()
-    local v = os.getenv(env)
-    if field ~= "key" and v and v ~= "" then return env end
-    return self:config_path()
+    if field ~= "key" and config.env(env, self.getenv) then return env end
+    return client.config_path
   end })
   if not ok then fail(status.AUTH, err.message) end
   return client:session(token, secret)

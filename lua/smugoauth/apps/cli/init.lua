@@ -14,7 +14,8 @@
 --   isatty(fd)              is fd 0, 1 or 2 a terminal; default core.isatty
 --   getenv(name)            default os.getenv (SMUGOAUTH_CONFIG,
 --                           SMUGOAUTH_CREDENTIALS, XDG_CONFIG_HOME, HOME,
---                           SMUGOAUTH_DEBUG, DISPLAY, WAYLAND_DISPLAY)
+--                           SMUGOAUTH_DEBUG, the SMUGOAUTH_*_ORIGIN and
+--                           SMUGOAUTH_CA_FILE overrides, DISPLAY, WAYLAND_DISPLAY)
 --   open_url(url)           open a browser for `login --web` (url is the
 --                           one-shot start URL, never the authorize URL);
 --                           default runs xdg-open when DISPLAY or
@@ -25,13 +26,18 @@
 -- (smugoauth.apps.cli.output). Stored credentials are used only with the API
 -- key and the oauth, api and upload origins they were issued for
 -- (smugoauth.credentials.check), before any request: a config.json elsewhere
--- cannot send the token to another server. The origin overrides of the
--- config (SMUGOAUTH_API_ORIGIN, ...) are read by smugoauth.config from the
--- process environment.
+-- cannot send the token to another server. The config file and its origin
+-- overrides (SMUGOAUTH_API_ORIGIN, ...) are found through env.getenv
+-- (smugoauth.config).
 --
 -- The commands live one group a file: cli/login.lua (login, logout),
--- cli/api.lua (whoami, get, post, patch, delete), cli/upload.lua; this file
--- parses the command line, dispatches, and owns the help and exit statuses.
+-- cli/api.lua (whoami, get, post, patch, delete), cli/upload.lua,
+-- cli/backup.lua and cli/sync.lua (with cli/progress.lua, their progress display),
+-- cli/config.lua (config, and storing the config of `login --key`),
+-- cli/completion.lua (the bash and zsh scripts); this file parses the command
+-- line, dispatches, and owns the help and exit statuses. The man page
+-- (`help --man`, cli/doc.lua) and the completion scripts are generated from
+-- the command tables and help texts here (`describe`), never written by hand.
 -- @module smugoauth.apps.cli
 local smugoauth = require "smugoauth"
 local context = require "smugoauth.apps.cli.context"
@@ -39,26 +45,52 @@ local output = require "smugoauth.apps.cli.output"
 local login = require "smugoauth.apps.cli.login"
 local api = require "smugoauth.apps.cli.api"
 local upload = require "smugoauth.apps.cli.upload"
+local backup = require "smugoauth.apps.cli.backup"
+local sync = require "smugoauth.apps.cli.sync"
+local cliconfig = require "smugoauth.apps.cli.config"
+local completion = require "smugoauth.apps.cli.completion"
+local doc = require "smugoauth.apps.cli.doc"
 
 local status, usage = context.status, context.usage
 local one_line = output.one_line
 
--- Global options, accepted before or after the command.
+-- Global options, accepted before or after the command. An option is
+-- {key (what it sets in opts), arg (takes a value), many (repeatable: a list),
+-- complete (what its value completes to: smugoauth.apps.cli.completion)};
+-- each is documented in an "Options:" list of the help (GLOBAL_HELP here).
 local GLOBAL = {
-  ["--config"] = { "config", arg = true }, ["--credentials"] = { "credentials", arg = true },
+  ["--config"] = { "config", arg = true, complete = "file" },
+  ["--credentials"] = { "credentials", arg = true, complete = "file" },
   ["--debug"] = { "debug" }, ["--pretty"] = { "pretty" }, ["--compact"] = { "compact" },
   ["--help"] = { "help" }, ["-h"] = { "help" }, ["--version"] = { "version" },
 }
 
 local GLOBAL_HELP = [[
 Global options (before or after the command):
-  --config PATH        config file (default: $SMUGOAUTH_CONFIG or ./config.json)
+  --config PATH        config file (default, as `smugoauth config --help` says:
+                       $SMUGOAUTH_CONFIG, else ./config.json if there is one,
+                       else $XDG_CONFIG_HOME/smugoauth/config.json, by default
+                       ~/.config/smugoauth/config.json)
   --credentials PATH   credentials file (default: $SMUGOAUTH_CREDENTIALS, else
                        $XDG_CONFIG_HOME/smugoauth/credentials.json or
                        ~/.config/smugoauth/credentials.json)
   --debug              trace requests and responses on stderr, secrets redacted
                        (also SMUGOAUTH_DEBUG=1)
-  --pretty, --compact  JSON output style (default: pretty on a terminal, compact otherwise)
+  --pretty, --compact  JSON output style (default: pretty on a terminal, compact
+                       otherwise)
+  -h, --help           this help
+  --version            print the version
+]]
+
+-- The one-line summary (the man page's NAME) and the introduction of the help.
+local SUMMARY = "call the SmugMug API v2 from the shell, signed with OAuth 1.0a"
+local INTRO = [[
+Call the SmugMug API v2 from the shell, signed with OAuth 1.0a.
+
+Run `smugoauth COMMAND --help` for the options of a command.
+
+Config: `smugoauth login --key KEY` stores your SmugMug API key and secret, then
+logs in; `smugoauth config` shows which config file is used.
 ]]
 
 local EXIT_HELP = [[
@@ -72,16 +104,31 @@ Exit status:
 ]]
 
 -- The commands by name, and in the order the help lists them. A command is
--- {name, summary, options (as GLOBAL), min, max, args, help, run(ctx, opts, pos)}.
+-- {name, summary, options (as GLOBAL), min, max, args, help, run(ctx, opts, pos)}
+-- and optionally complete (what each argument completes to:
+-- smugoauth.apps.cli.completion) and man_help (smugoauth.apps.cli.doc).
 local COMMANDS, ORDER = {}, {}
 
-local help                                  -- the top-level help text (below)
+local help, describe                        -- the top-level help text, the CLI description (below)
 
 local help_command = {
-  name = "help", summary = "show the help of a command", max = 1, args = "[COMMAND]",
-  help = "usage: smugoauth help [COMMAND]\n\nShow the help of smugoauth or of one of its commands.\n",
-  run = function(ctx, _, pos)
-    if pos[1] then
+  name = "help", summary = "show the help of a command, or the man page", max = 1, args = "[COMMAND]",
+  options = { ["--man"] = { "man" } }, complete = { "command" },
+  help = [[
+usage: smugoauth help [COMMAND]
+       smugoauth help --man
+
+Show the help of smugoauth or of one of its commands.
+
+Options:
+  --man    print the man page, smugoauth(1), made from the commands and their
+           help (roff: read it with man -l, or install it as smugoauth.1)
+]],
+  run = function(ctx, opts, pos)
+    if opts.man then
+      if pos[1] then usage("help", "--man takes no COMMAND") end
+      ctx:out(doc.man(describe()))
+    elseif pos[1] then
       local cmd = COMMANDS[pos[1]]
       if not cmd then usage(nil, "unknown command '" .. pos[1] .. "'") end
       ctx:out(cmd.help, "\n", GLOBAL_HELP)
@@ -93,7 +140,9 @@ local help_command = {
 }
 
 for _, def in ipairs { login.login, api.whoami, api.get, api.post, api.patch, api.delete, upload.upload,
-                       login.logout, help_command } do
+                       backup.backup, sync.sync,
+                       login.logout, cliconfig.config, completion.command(function() return describe() end),
+                       help_command } do
   COMMANDS[def.name] = def
   ORDER[#ORDER + 1] = def.name
 end
@@ -101,22 +150,34 @@ end
 --- The top-level help text.
 -- @treturn string
 function help()
+  local intro = INTRO:gsub("\n\n.*", "\n")          -- its first paragraph
   local lines = {
     "usage: smugoauth [global options] COMMAND [arguments]",
     "",
-    "Call the SmugMug API v2 from the shell, signed with OAuth 1.0a.",
-    "",
+    intro,
     "Commands:",
   }
+  local width = 0
+  for _, name in ipairs(ORDER) do width = math.max(width, #name) end
   for _, name in ipairs(ORDER) do
-    lines[#lines + 1] = ("  %-8s %s"):format(name, COMMANDS[name].summary)
+    lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(name, COMMANDS[name].summary)
   end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "Run `smugoauth COMMAND --help` for the options of a command."
-  lines[#lines + 1] = ""
-  return table.concat(lines, "\n") .. "\n" .. GLOBAL_HELP ..
-    "  -h, --help           this help\n  --version            print the version\n\n" .. EXIT_HELP ..
-    "\nConfig: config.json holds {\"key\": \"...\", \"secret\": \"...\"} (your SmugMug API key).\n"
+  lines[#lines + 1] = "\n"
+  return table.concat(lines, "\n") .. INTRO:match("\n\n(.*)$") .. "\n" .. GLOBAL_HELP .. "\n" .. EXIT_HELP
+end
+
+--- The description of the whole command that the man page and the
+-- completion scripts are generated from (smugoauth.apps.cli.doc).
+-- @treturn table
+function describe()
+  local commands = {}
+  for i, name in ipairs(ORDER) do commands[i] = COMMANDS[name] end
+  return {
+    name = "smugoauth", version = smugoauth._VERSION, summary = SUMMARY, intro = INTRO,
+    global = GLOBAL, global_help = GLOBAL_HELP, commands = commands,
+    sections = { { "FILES", cliconfig.FILES_HELP }, { "ENVIRONMENT", cliconfig.ENV_HELP },
+                 { "EXIT STATUS", EXIT_HELP } },
+  }
 end
 
 local function merged(a, b)
@@ -235,6 +296,7 @@ end
 return {
   main = main,
   help = help,
+  describe = describe,
   COMMANDS = COMMANDS,
   -- exit statuses
   OK = status.OK,

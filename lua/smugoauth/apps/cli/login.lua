@@ -8,7 +8,8 @@
 -- /callback needs that cookie and that token (smugoauth.apps.callback's
 -- check). A second visit to the start URL aborts the login. On Linux,
 -- requests from another local user (the owner of the client socket) are
--- refused outright.
+-- refused outright. The server runs on smugoauth.loop's default loop, which
+-- the wait below steps (`srv:step`).
 -- @module smugoauth.apps.cli.login
 local core = require "smugoauth.core"
 local credentials = require "smugoauth.credentials"
@@ -17,6 +18,7 @@ local html = require "smugoauth.http.html"
 local callback = require "smugoauth.apps.callback"
 local context = require "smugoauth.apps.cli.context"
 local output = require "smugoauth.apps.cli.output"
+local cliconfig = require "smugoauth.apps.cli.config"
 
 local status, fail, usage = context.status, context.fail, context.usage
 local safe, one_line = output.safe, output.one_line
@@ -177,13 +179,15 @@ local login = {
   name = "login", summary = "log in (six-digit code, or --web for a browser callback) and store the token",
   options = {
     ["--web"] = { "web" }, ["--port"] = { "port", arg = true }, ["--timeout"] = { "timeout", arg = true },
-    ["--no-browser"] = { "no-browser" }, ["--access"] = { "access", arg = true },
-    ["--permissions"] = { "permissions", arg = true },
+    ["--no-browser"] = { "no-browser" }, ["--access"] = { "access", arg = true, complete = { "Full", "Public" } },
+    ["--permissions"] = { "permissions", arg = true, complete = { "Add", "Modify", "Read" } },
+    ["--key"] = { "key", arg = true }, ["--secret"] = { "secret", arg = true }, ["--force"] = { "force" },
   },
   max = 0,
   help = [[
 usage: smugoauth login [--access A] [--permissions P]
        smugoauth login --web [--port N] [--timeout S] [--no-browser] [--access A] [--permissions P]
+       smugoauth login --key K [--secret S] [--force] [other options]
 
 Log in to SmugMug and store the access token in the credentials file (mode 0600,
 written atomically). The token secret is never printed.
@@ -198,6 +202,16 @@ display is present. The start URL sends that browser to SmugMug and marks it
 with a cookie: only that browser can complete the login. If the start URL is
 opened a second time, the login is aborted and nothing is stored.
 
+With --key: first stores the config {"key": K, "secret": S} (mode 0600, written
+atomically) where --config or SMUGOAUTH_CONFIG says, else in
+$XDG_CONFIG_HOME/smugoauth/config.json (~/.config/smugoauth/config.json), then
+logs in with it (with the code, or --web). Without --secret the secret is read
+from stdin, not echoed on a terminal: a secret on the command line can be seen
+by the other users of this computer (ps) and stays in the shell's history. A
+file holding another API key is only replaced with --force; one holding the
+same key keeps its other settings (origins, ca_file). The secret is never
+printed.
+
 Options:
   --web              use the browser callback instead of the code
   --port N           callback port for --web (default: any free port)
@@ -205,6 +219,9 @@ Options:
   --no-browser       with --web, only print the start URL
   --access A         Public or Full (default Full)
   --permissions P    Read, Add or Modify (default Modify)
+  --key K            store this API key (and secret) as the config, then log in
+  --secret S         the API secret for --key (default: read from stdin)
+  --force            with --key, replace a config that holds another API key
 ]],
   run = function(ctx, opts)
     local extra = { Access = opts.access or "Full", Permissions = opts.permissions or "Modify" }
@@ -217,6 +234,7 @@ Options:
     if not port or port < 0 or port > 65535 then usage("login", "--port must be 0..65535") end
     local timeout = tonumber(opts.timeout or WEB_TIMEOUT)
     if not timeout or timeout < 1 or timeout > 86400 then usage("login", "--timeout must be 1..86400 seconds") end
+    if opts.key or opts.secret or opts.force then cliconfig.store(ctx, opts) end
     local client = ctx:client()
     ctx:credentials_path()
     if opts.web then return login_web(ctx, client, opts, extra, port, timeout) end

@@ -101,9 +101,11 @@ local function one_line(s)
   return safe(tostring(s):match("^[^\n]*"))
 end
 
--- A byte count for people: 512 B, 1.5 MiB.
+--- A byte count for people: 512 B, 1.5 MiB.
+-- @tparam number n
+-- @treturn string
 local function human(n)
-  if n < 1024 then return format("%d B", n) end
+  if n < 1024 then return format("%.0f B", n) end
   local units = { "KiB", "MiB", "GiB", "TiB" }
   local i = 0
   repeat n, i = n / 1024, i + 1 until n < 1024 or i == #units
@@ -141,5 +143,6 @@ return {
   safe = safe,
   safe_json = safe_json,
   one_line = one_line,
+  human = human,
   progress_bar = progress_bar,
 }

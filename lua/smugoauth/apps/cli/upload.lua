@@ -30,7 +30,7 @@ local upload = {
   options = { ["--title"] = { "title", arg = true }, ["--caption"] = { "caption", arg = true },
               ["--keywords"] = { "keywords", arg = true }, ["--replace"] = { "replace", arg = true },
               ["--timeout"] = { "timeout", arg = true } },
-  min = 2, args = "ALBUM FILE...",
+  min = 2, args = "ALBUM FILE...", complete = { false, "file" },
   help = [[
 usage: smugoauth upload ALBUM FILE... [--title T] [--caption C] [--keywords K1,K2]
                                       [--replace IMAGEURI] [--timeout S]

@@ -9,11 +9,16 @@
 --     print(sb:stats().requests)
 --     sb:stop()                                    -- also on collection and `<close>`
 --
+--     local b = assert(launch.start{ fixture = "backup", archive_origin = true })
+--     local api = b:session()                      -- authorized; download_origins set
+--     b:rename("ImgBeach", "shore.jpg")            -- changes between runs
+--
 -- The child is `lua5.4 examples/sandbox.lua --port 0 ...` run from the project
--- root (it prints `PORT <n>` and serves until killed), so the launcher keeps
--- working whatever the sandbox module is called. It talks to the child on
--- 127.0.0.1 only: the test shortcuts under `/_sandbox/` and, through
--- `client()`, the sandbox's OAuth and API endpoints.
+-- root (it prints `PORT <n>`, and `ARCHIVE <n>` with a second origin, and
+-- serves until killed), so the launcher keeps working whatever the sandbox
+-- module is called. It talks to the child on 127.0.0.1 only: the test
+-- shortcuts under `/_sandbox/` and, through `client()`, the sandbox's OAuth
+-- and API endpoints.
 -- @module smugoauth.apps.sandbox.launch
 local core = require "smugoauth.core"
 local cjson = require "cjson.safe"
@@ -51,14 +56,29 @@ local function gone_within(pid, seconds)
   return true
 end
 
-local START_OPTS = { key = "string", secret = "string", albums = "number", args = "table",
-                     lua = "string", script = "string", timeout = "number" }
+local START_OPTS = { key = "string", secret = "string", albums = "number", latency = "number",
+                     args = "table", lua = "string", script = "string", timeout = "number",
+                     fixture = "string|table", fixture_file = "string", images = "number",
+                     image_size = "number", video_size = "number", archive_origin = "boolean" }
+-- the options given to the script as --name N (integers)
+local COUNT_FLAGS = { { "albums", "--albums" }, { "images", "--images" }, { "image_size", "--image-size" },
+                      { "video_size", "--video-size" } }
 
 --- Start a sandbox in a child process.
 -- Options (all optional):
 --
 --   key ("sandbox-key"), secret ("sandbox-secret")  the consumer it accepts
---   albums (250)                   albums of its user "tester"
+--   albums (250 without a fixture)  albums of its user "tester" (--albums)
+--   fixture (none: "albums")       built-in fixtures by name ("backup", "tree",
+--                                  "bench", "video", comma-separated: --fixture),
+--                                  or a description table (written to a JSON file
+--                                  for --fixture-file): smugoauth.apps.sandbox.fixtures
+--   fixture_file                   a JSON description (--fixture-file)
+--   images, image_size (2000, 262144)  the "bench" fixture's photos (--images, --image-size)
+--   video_size (2 GiB)             the "video" fixture's largest rendition (--video-size)
+--   archive_origin (false)         archive downloads on a second origin (--archive-origin):
+--                                  the handle's `archive_origin`, `archive_port`
+--   latency (0)                    seconds every answer waits (--latency; `mode` changes it)
 --   args ({})                      more arguments for the script
 --   lua ("lua5.4")                 the interpreter
 --   script ("examples/sandbox.lua") the script, relative to the working directory
@@ -73,13 +93,36 @@ local function start(opts)
   opts = opts or {}
   for k, v in pairs(opts) do
     if not START_OPTS[k] then error("sandbox launch: unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= START_OPTS[k] then error("sandbox launch: option '" .. k .. "' must be a " .. START_OPTS[k], 2) end
+    if not ("|" .. START_OPTS[k] .. "|"):find("|" .. type(v) .. "|", 1, true) then
+      error("sandbox launch: option '" .. k .. "' must be a " .. START_OPTS[k]:gsub("|", " or "), 2)
+    end
+  end
+  for _, f in ipairs(COUNT_FLAGS) do
+    local v = opts[f[1]]
+    if v ~= nil and (not math.tointeger(v) or v < 0) then
+      error("sandbox launch: option '" .. f[1] .. "' must be an integer >= 0", 2)
+    end
   end
   local self = { key = opts.key or "sandbox-key", secret = opts.secret or "sandbox-secret",
                  out = os.tmpname(), err = os.tmpname() }
   local argv = { opts.lua or "lua5.4", opts.script or "examples/sandbox.lua", "--port", "0",
                  "--key", self.key, "--secret", self.secret }
-  if opts.albums then argv[#argv + 1] = "--albums"; argv[#argv + 1] = ("%d"):format(opts.albums) end
+  for _, f in ipairs(COUNT_FLAGS) do
+    if opts[f[1]] then argv[#argv + 1] = f[2]; argv[#argv + 1] = ("%d"):format(opts[f[1]]) end
+  end
+  if opts.latency then argv[#argv + 1] = "--latency"; argv[#argv + 1] = ("%.17g"):format(opts.latency) end
+  if type(opts.fixture) == "string" then argv[#argv + 1] = "--fixture"; argv[#argv + 1] = opts.fixture end
+  if type(opts.fixture) == "table" then
+    local text, jerr = cjson.encode(opts.fixture)
+    if not text then error("sandbox launch: option 'fixture': " .. tostring(jerr), 2) end
+    self.desc = os.tmpname()
+    local f = assert(io.open(self.desc, "wb"))
+    f:write(text)
+    f:close()
+    argv[#argv + 1] = "--fixture-file"; argv[#argv + 1] = self.desc
+  end
+  if opts.fixture_file then argv[#argv + 1] = "--fixture-file"; argv[#argv + 1] = opts.fixture_file end
+  if opts.archive_origin then argv[#argv + 1] = "--archive-origin" end
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = tostring(a) end
   for i, a in ipairs(argv) do argv[i] = q(a) end
   -- popen's shell prints its pid and becomes the sandbox, which stays our
@@ -92,11 +135,17 @@ local function start(opts)
   setmetatable(self, mt)
   local deadline = socket.gettime() + (opts.timeout or 10)
   while self.pid do
-    local port = (slurp(self.out) or ""):match("^PORT (%d+)\n")
-    if port then
+    local out = slurp(self.out) or ""
+    local port = out:match("^PORT (%d+)\n")
+    local aport = out:match("\nARCHIVE (%d+)\n")
+    if port and (aport or not opts.archive_origin) then
       self.port = tonumber(port)
       self.origin = "http://127.0.0.1:" .. port
-      self.http = core.http_new { timeout = 10 }
+      if aport then
+        self.archive_port = tonumber(aport)
+        self.archive_origin = "http://127.0.0.1:" .. aport
+      end
+      self.http = core.http_new { timeout = 60 }
       return self
     end
     if not alive(self.pid) or socket.gettime() > deadline then break end
@@ -133,8 +182,8 @@ function methods:approve(token)
 end
 
 --- Set the fault modes for the next API calls, e.g. `{ fail429 = 2,
--- retry_after = 0 }`, `{ fail503 = 1 }`, `{ no_confirm = 1 }`; `{}` clears
--- them. Returns true.
+-- retry_after = 0 }`, `{ fail503 = 1 }`, `{ no_confirm = 1 }`, `{ latency =
+-- 0.5 }` (seconds every answer waits); `{}` clears them. Returns true.
 -- @tab m the modes
 function methods:mode(m)
   local names, parts = {}, {}
@@ -158,13 +207,103 @@ function methods:stats()
   return t
 end
 
---- A client (`smugoauth.new`) for this sandbox: its key, secret and origins,
--- with the options in extra added.
+--- Zero the sandbox's counters (`POST /_sandbox/stats/reset`); returns
+-- the counters as they were.
+function methods:reset_stats()
+  local res = control(self, { method = "POST", url = "/_sandbox/stats/reset" })
+  local t = res.status == 200 and cjson.decode(res.body)
+  if type(t) ~= "table" then error("sandbox reset_stats: HTTP " .. res.status, 2) end
+  return t
+end
+
+--- The node tree (`GET /_sandbox/tree`): NodeID, Type, Name, UrlName,
+-- Children; albums with AlbumKey and Images (their keys, in order).
+function methods:tree()
+  local res = control(self, { method = "GET", url = "/_sandbox/tree" })
+  local t = res.status == 200 and cjson.decode(res.body)
+  if type(t) ~= "table" then error("sandbox tree: HTTP " .. res.status, 2) end
+  return t
+end
+
+-- the answer of /_sandbox/image, decoded, or nil and its message
+local function image_answer(res)
+  local t = cjson.decode(res.body)
+  if res.status >= 300 or type(t) ~= "table" then
+    return nil, type(t) == "table" and t.Message or ("HTTP " .. res.status)
+  end
+  return t
+end
+
+--- An image as the sandbox knows it (`GET /_sandbox/image`): `{ Image (as
+-- the API shows it), Seed, VideoSeed, Version, AlbumKey }` (the bytes are
+-- `smugoauth.apps.sandbox.content.bytes(Seed, Image.ArchivedSize)`), or
+-- nil and a message.
+-- @string key the image key
+function methods:image(key)
+  return image_answer(control(self, { method = "GET", url = "/_sandbox/image?key=" .. core.percent_encode(key) }))
+end
+
+--- Change an image between runs (`POST /_sandbox/image`): `op` one of
+-- "rename" (fields.name), "move" (fields.album), "delete", "change"
+-- (fields.size: new bytes), "finish", "process", "add" (fields.album,
+-- name, size, video, video_size, processing). Returns what `image`
+-- returns (for "delete": `{ Deleted = key }`), or nil and a message.
+-- @string op
+-- @tparam[opt] string key the image (not for "add")
+-- @tparam[opt] table fields
+function methods:change(op, key, fields)
+  local parts = { "op=" .. core.percent_encode(op) }
+  if key then parts[#parts + 1] = "key=" .. core.percent_encode(key) end
+  local names = {}
+  for k in pairs(fields or {}) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local v = fields[k]
+    if v == true then v = "1" end
+    parts[#parts + 1] = core.percent_encode(k) .. "=" .. core.percent_encode(tostring(v))
+  end
+  return image_answer(control(self, { method = "POST", url = "/_sandbox/image", body = table.concat(parts, "&"),
+                                      headers = { "Content-Type: application/x-www-form-urlencoded" } }))
+end
+
+--- Rename an image (a new FileName).
+-- @string key
+-- @string name
+function methods:rename(key, name) return self:change("rename", key, { name = name }) end
+--- Move an image to the end of another album.
+-- @string key
+-- @string album the album key
+function methods:move(key, album) return self:change("move", key, { album = album }) end
+--- Delete an image.
+-- @string key
+function methods:delete(key) return self:change("delete", key) end
+--- Give an image new bytes (a new version: LastUpdated and MD5 change).
+-- @string key
+-- @int[opt] size new size in bytes (default: the same)
+function methods:replace(key, size) return self:change("change", key, { size = size }) end
+--- End a video's processing (its !largestvideo answers).
+-- @string key
+function methods:finish(key) return self:change("finish", key) end
+--- Add an image to an album: opts `size`, `video`, `video_size`,
+-- `processing`, `key`.
+-- @string album the album key
+-- @string name its FileName
+-- @tab[opt] opts
+function methods:add_image(album, name, opts)
+  local f = { album = album, name = name }
+  for k, v in pairs(opts or {}) do f[k] = v end
+  return self:change("add", nil, f)
+end
+
+--- A client (`smugoauth.new`) for this sandbox: its key, secret and origins
+-- (download_origins: the sandbox's, and its archive origin when it has
+-- one), with the options in extra added.
 -- @tparam[opt] table extra more client options
 function methods:client(extra)
   local smugoauth = require "smugoauth"
   local o = { key = self.key, secret = self.secret, oauth_origin = self.origin,
-              api_origin = self.origin, upload_origin = self.origin }
+              api_origin = self.origin, upload_origin = self.origin,
+              download_origins = { self.origin, self.archive_origin } }
   for k, v in pairs(extra or {}) do o[k] = v end
   return smugoauth.new(o)
 end
@@ -177,6 +316,14 @@ function methods:authorize(extra)
   local rt, rts = assert(c:request_token("oob"))
   local at, ats = assert(c:access_token(rt, rts, assert(self:approve(rt))))
   return at, ats, c
+end
+
+--- An authorized session of this sandbox (the whole flow, then
+-- `client:session`): returns the session and its client.
+-- @tparam[opt] table extra more client options
+function methods:session(extra)
+  local at, ats, c = self:authorize(extra)
+  return c:session(at, ats), c
 end
 
 --- Stop the sandbox (SIGTERM; SIGKILL when it has not ended within 3 s) and
@@ -194,7 +341,7 @@ function methods:stop()
   if self.pipe and not (pid and alive(pid)) then self.pipe:close() self.pipe = nil end
   self.pid = nil
   if self.http then self.http:close() self.http = nil end
-  for _, f in ipairs { "out", "err" } do
+  for _, f in ipairs { "out", "err", "desc" } do
     if self[f] then os.remove(self[f]) self[f] = nil end
   end
 end

@@ -76,6 +76,13 @@ local function err_text(err)
   return tostring(err or "unknown error")
 end
 
+-- Log a failed provider call, unless it was cancelled: the browser went
+-- away (smugoauth.http.server cancels the call), nobody waits for the page.
+local function log_failure(app, what, err)
+  if type(err) == "table" and err.code == "cancelled" then return end
+  app.log(what .. ": " .. err_text(err))
+end
+
 local function problem(status, title, message, extra)
   return html.problem(status, title, message, extra, "/")
 end
@@ -131,7 +138,7 @@ routes["/authorize"] = function(self, req, secure)
   end
   local rt, rts = self.client:request_token(self.callback)
   if not rt then
-    self.log("request token: " .. err_text(rts))
+    log_failure(self, "request token", rts)
     return problem(502, "Authorization failed", "Could not get a request token: " .. err_text(rts))
   end
   return self.flow:start(secure, rt, rts,
@@ -144,7 +151,7 @@ routes["/callback"] = function(self, req, secure)
   local clear = self.flow:clear_cookie(secure)
   local at, ats = self.client:access_token(rec.token, rec.secret, rec.verifier)
   if not at then
-    self.log("access token: " .. err_text(ats))
+    log_failure(self, "access token", ats)
     return problem(502, "Authorization failed", "Could not get an access token: " .. err_text(ats),
       { ["Set-Cookie"] = clear })
   end
@@ -181,7 +188,7 @@ routes["/test"] = function(self, req, secure)
   local res, err = api:get(path, nil, { max_body = cap })
   api:close()
   if not res then
-    self.log("GET " .. path .. ": " .. err_text(err))
+    log_failure(self, "GET " .. path, err)
     local detail = ""
     if type(err) == "table" and err.code == "too_large" then
       detail = format("\n<p id=\"too_large\">The answer is larger than this application accepts " ..

@@ -1,0 +1,10 @@
+/* lloop.h -- the opener of lloop.c (core.reactor, the smugoauth.Reactor class). */
+#ifndef SO_LLOOP_H
+#define SO_LLOOP_H
+
+#include <lua.h>
+
+/* Register the smugoauth.Reactor class and core.reactor. */
+int so_open_loop(lua_State *L);
+
+#endif
