@@ -14,7 +14,6 @@
 #include "lcrypto.h"
 #include "lfile.h"
 #include "lloop.h"
-#include "lpoll.h"
 #include "lsign.h"
 
 static const luaL_Reg mod[] = {
@@ -22,9 +21,7 @@ static const luaL_Reg mod[] = {
   {"signer", so_open_signer},           /* signer and the Signer class */
   {"crypto", so_open_crypto},           /* hmac, digest(_file, _new), equal, random_bytes, b64 */
   {"http", so_open_http},               /* http_new and the Http class */
-  {"http_multi", so_open_http_multi},   /* Http:many */
-  {"poll", so_open_poll},               /* poller, monotime */
-  {"loop", so_open_loop},               /* reactor: epoll + libcurl's multi socket API */
+  {"loop", so_open_loop},               /* reactor: epoll + libcurl's multi socket API; monotime */
   {"cookie", so_open_cookie},           /* cookie_seal, cookie_open, cookie_key_file */
   {"file", so_open_file},               /* read_private, write_private, commit, ... */
   {NULL, NULL}

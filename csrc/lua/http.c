@@ -1,9 +1,9 @@
 /* http.c -- the libcurl HTTP client object: smugoauth.Http (one reusable
- * easy handle for c:request, a multi handle and a pool of transfers for
- * c:many), its options and methods. A transfer itself (callbacks, request
- * tables, curl options, results) is http_xfer.c, which this file calls; the
- * c:many() driver is http_multi.c, which calls this file; what they share
- * is declared in http_int.h, the options in http_opts.h. */
+ * easy handle for c:request; its settings are also what the loop's reactor,
+ * lloop.c, runs concurrent transfers with), its options and methods. A
+ * transfer itself (callbacks, request tables, curl options, results) is
+ * http_xfer.c, which this file calls; what they share is declared in
+ * http_int.h, the options in http_opts.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,15 +21,6 @@ so_http *so_http_check(lua_State *L, int idx) {
   if (h->closed) so_closed_error(L, HTTP_MT);
   if (h->busy) luaL_error(L, HTTP_MT " is busy (used from its own on_progress)");
   return h;
-}
-
-/* Take x out of the multi handle (if in) and free its request state. */
-static void xfer_detach(so_http *h, so_xfer *x) {
-  if (x->attached) {
-    curl_multi_remove_handle(h->multi, x->easy);
-    x->attached = 0;
-  }
-  so_xfer_reset(x);
 }
 
 /* c:request(req) -> res | nil, message, code */
@@ -64,18 +55,8 @@ static int http_request(lua_State *L) {
 /* c:close(): free the handles; idempotent (also __gc and __close). */
 static int http_close(lua_State *L) {
   so_http *h = luaL_checkudata(L, 1, HTTP_MT);
-  size_t i;
   if (h->closed) return 0;
   if (h->busy) return luaL_error(L, "cannot close a busy " HTTP_MT " (from its own on_progress)");
-  for (i = 0; i < h->npool; i++) {
-    xfer_detach(h, h->pool[i]);
-    so_xfer_free(h->pool[i]);
-    free(h->pool[i]);
-  }
-  free(h->pool);
-  h->pool = NULL;
-  h->npool = 0;
-  if (h->multi != NULL) { curl_multi_cleanup(h->multi); h->multi = NULL; }
   so_xfer_free(&h->main);
   h->closed = 1;
   return 0;
@@ -148,28 +129,6 @@ static int l_http_new(lua_State *L) {
   if ((h->main.easy = curl_easy_init()) == NULL)
     return luaL_error(L, "http_new: curl_easy_init failed");
   return 1;
-}
-
-/* ----------------------------------------------------------- many() support */
-
-CURLM *so_http_pool(lua_State *L, so_http *h, size_t n) {
-  size_t i;
-  for (i = 0; i < h->npool; i++) xfer_detach(h, h->pool[i]);  /* after an earlier raise */
-  if (h->multi == NULL && (h->multi = curl_multi_init()) == NULL)
-    luaL_error(L, "many: curl_multi_init failed");
-  if (n > h->npool) {
-    so_xfer **p = realloc(h->pool, n * sizeof *p);
-    if (p == NULL) luaL_error(L, "not enough memory");
-    h->pool = p;
-    while (h->npool < n) {
-      so_xfer *x = malloc(sizeof *x);
-      if (x == NULL) luaL_error(L, "not enough memory");
-      so_xfer_init(x);
-      h->pool[h->npool++] = x;
-      if ((x->easy = curl_easy_init()) == NULL) luaL_error(L, "many: curl_easy_init failed");
-    }
-  }
-  return h->multi;
 }
 
 /* ------------------------------------------------------------------ opener */

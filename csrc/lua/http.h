@@ -1,6 +1,5 @@
-/* http.h -- the openers of the libcurl client: http.c (http_new and the
- * smugoauth.Http class) and http_multi.c (its many() method, added to the
- * class that so_open_http made). */
+/* http.h -- the opener of the libcurl client: http.c (http_new and the
+ * smugoauth.Http class). */
 #ifndef SO_HTTP_H
 #define SO_HTTP_H
 
@@ -8,7 +7,5 @@
 
 /* Register the smugoauth.Http class and core.http_new. */
 int so_open_http(lua_State *L);
-/* Add many() to the smugoauth.Http class (after so_open_http). */
-int so_open_http_multi(lua_State *L);
 
 #endif

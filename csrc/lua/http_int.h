@@ -1,8 +1,9 @@
 /* http_int.h -- internals shared by the libcurl client's files, from the
  * bottom up: http_xfer.c (one transfer: callbacks, request tables, curl
  * options, results), http.c (the smugoauth.Http object: calls http_xfer.c)
- * and http_multi.c (the c:many() driver: calls both). Not part of the
- * module's interface; the openers are in http.h. */
+ * and lloop.c (the reactor: runs transfers with a client's settings, calls
+ * both). Not part of the module's interface; the openers are in http.h and
+ * lloop.h. */
 #ifndef SO_HTTP_INT_H
 #define SO_HTTP_INT_H
 
@@ -62,9 +63,6 @@ typedef struct so_xfer {
 /* A smugoauth.Http client. */
 typedef struct so_http {
   so_xfer main;              /* request() */
-  CURLM *multi;              /* many(): created on first use */
-  so_xfer **pool;            /* many(): its transfers, kept for reuse */
-  size_t npool;
   long timeout_ms, connect_ms;
   size_t max_body;
   int closed, busy;
@@ -116,9 +114,5 @@ int so_xfer_push(lua_State *L, so_xfer *x, CURLcode rc, const char *fn, int as_t
 /* ---- http.c: the client ---- */
 /* The open, idle client at idx, or raise. */
 so_http *so_http_check(lua_State *L, int idx);
-/* Ready the client's multi handle with n idle pooled transfers (created on
- * first use; any left attached by an earlier raise detached); raise when
- * libcurl or memory fails. */
-CURLM *so_http_pool(lua_State *L, so_http *h, size_t n);
 
 #endif

@@ -5,7 +5,7 @@
  * cannot be accepted in one place and forgotten in another.
  *
  *   SO_REQ_OPT(name, type, reader, field)   a request table (c:request,
- *                                           each request of c:many)
+ *                                           the reactor's r:start)
  *   SO_HTTP_OPT(name, type, reader, field)  the options of http_new
  *     name    the key
  *     type    its Lua type, LUA_T<type>
@@ -21,13 +21,13 @@
 #define SO_HTTP_OPT(name, type, reader, field)
 #endif
 
-/* c:request{...} and c:many{...}: */
+/* c:request{...} and r:start(c, {...}): */
 SO_REQ_OPT(method,      STRING,   so_opt_str,     method)      /* "GET"; a token */
 SO_REQ_OPT(url,         STRING,   so_opt_str,     url)         /* http(s), required */
 SO_REQ_OPT(headers,     TABLE,    req_headers,    headers)     /* {"Name: value", ...} */
 SO_REQ_OPT(body,        STRING,   so_opt_str,     body)
 SO_REQ_OPT(body_file,   STRING,   so_opt_cstr,    body_file)   /* streamed from a file */
-SO_REQ_OPT(on_progress, FUNCTION, req_progress,   progress)    /* (sent, total); not many */
+SO_REQ_OPT(on_progress, FUNCTION, req_function,   progress)    /* (sent, total) */
 SO_REQ_OPT(timeout,     NUMBER,   so_opt_ms,      timeout_ms)  /* seconds; the client's */
 SO_REQ_OPT(fresh,       BOOLEAN,  so_opt_bool,    fresh)       /* new connection; by method */
 SO_REQ_OPT(max_body,    NUMBER,   so_opt_size,    max_body)    /* bytes; the client's */
@@ -39,7 +39,7 @@ SO_REQ_OPT(max_body,    NUMBER,   so_opt_size,    max_body)    /* bytes; the cli
 SO_REQ_OPT(out,         STRING,   so_opt_cstr,    out)         /* a path: opened before sending */
 SO_REQ_OPT(out_offset,  NUMBER,   req_offset,     out_offset)  /* a 206 keeps these bytes of out */
 SO_REQ_OPT(out_file,    USERDATA, req_file,       out_file)    /* a Lua file handle (dup'd) */
-SO_REQ_OPT(on_data,     FUNCTION, req_ondata,     on_data)     /* (chunk) under pcall; not many */
+SO_REQ_OPT(on_data,     FUNCTION, req_function,   on_data)     /* (chunk) under pcall */
 SO_REQ_OPT(digest,      STRING,   req_digest,     digest)      /* "md5": res.md5, of the file */
 SO_REQ_OPT(sync,        BOOLEAN,  so_opt_bool,    sync)        /* fsync out/out_file before close */
 

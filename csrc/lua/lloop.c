@@ -29,6 +29,8 @@
  *                                   something is ready: for outer loops)
  *   r:active()                   -> transfers running
  *   r:close()                    (also __gc and __close; idempotent)
+ *   core.monotime()              -> seconds (float) from CLOCK_MONOTONIC:
+ *                                   the loop's clock
  *
  * No Lua error crosses libcurl: on_progress and on_data run under lua_pcall
  * (see http_xfer.c), and nothing else calls Lua from libcurl's callbacks. */
@@ -46,6 +48,17 @@
 
 #define REACTOR_MT "smugoauth.Reactor"
 #define UV_PENDING 1                /* user value: id -> { req =, http = } */
+
+/* ------------------------------------------------------------ clock */
+
+/* core.monotime() -> seconds since an arbitrary point, never going back */
+static int l_monotime(lua_State *L) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+    return so_fail(L, "EIO", "monotime: clock_gettime: %s", strerror(errno));
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
 
 #if defined(__linux__)
 #include <sys/epoll.h>
@@ -533,6 +546,8 @@ int so_open_loop(lua_State *L) {
   so_newclass(L, REACTOR_MT, reactor_meta, reactor_methods, 0);
   lua_pushcfunction(L, l_reactor);
   lua_setfield(L, -2, "reactor");
+  lua_pushcfunction(L, l_monotime);
+  lua_setfield(L, -2, "monotime");
   return 0;
 }
 
@@ -545,6 +560,8 @@ static int l_reactor(lua_State *L) {
 int so_open_loop(lua_State *L) {
   lua_pushcfunction(L, l_reactor);
   lua_setfield(L, -2, "reactor");
+  lua_pushcfunction(L, l_monotime);
+  lua_setfield(L, -2, "monotime");
   return 0;
 }
 

@@ -1,7 +1,7 @@
 --- THE request pipeline of a session: prepare -> sign -> send -> classify
 -- -> retry. Every signed request goes through it: api:request and the
--- methods built on it (get, post, put, patch, delete, pages, each, upload)
--- one at a time, get_many in batches. The request options are declared once,
+-- methods built on it (get, post, put, patch, delete, pages, each, upload,
+-- download, and get_many's tasks). The request options are declared once,
 -- in OPTIONS below, which drives both their validation and the construction
 -- of the request table the C client takes; `send` is the one place where a
 -- session's requests reach the C client.
@@ -16,7 +16,7 @@ local loop = require "smugoauth.loop"
 local current = loop.current
 
 -- The fields of the request table the C client takes (core `http:request`
--- and `http:many`), in the order prepare builds them (headers after body:
+-- and the loop reactor's `r:start`), in the order prepare builds them (headers after body:
 -- the body decides the Content-Type).
 local C_FIELDS = { "method", "url", "body", "headers", "body_file", "on_progress", "timeout",
                    "fresh", "max_body", "out", "out_offset", "out_file", "on_data", "digest", "sync" }

@@ -25,7 +25,7 @@ describe("smugoauth.core", function()
       "cookie_open", "cookie_seal", "digest", "digest_file", "digest_new", "equal", "file_mode", "file_size",
       "getuid", "hmac", "http_new", "isatty", "list_dir", "mkdir_private", "monotime", "nonce", "parse_form",
       "percent_decode",
-      "percent_encode", "poller", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer",
+      "percent_encode", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer",
       "version", "write_private",
     }, names)
   end)
@@ -50,10 +50,9 @@ describe("smugoauth.core", function()
   it("names its classes smugoauth.<Type>, methods in __index, one idempotent close", function()
     local s = core.signer { consumer_key = "k" }
     local h = core.http_new()
-    local p = assert(core.poller())
     local r = assert(core.reactor())
     local d = assert(core.digest_new("md5"))
-    for _, o in ipairs { s, h, p, r, d } do
+    for _, o in ipairs { s, h, r, d } do
       local mt = getmetatable(o)
       assert.matches("^smugoauth%.%u%a+$", mt.__name)
       assert.is_function(mt.__index.close)
@@ -65,7 +64,7 @@ describe("smugoauth.core", function()
     end
     assert.has_error(function() s:authorization("GET", "http://h/") end, "attempt to use a closed smugoauth.Signer")
     assert.has_error(function() h:request { url = "http://127.0.0.1/" } end, "attempt to use a closed smugoauth.Http")
-    assert.has_error(function() p:wait(0) end, "attempt to use a closed smugoauth.Poller")
+    assert.has_error(function() r:wait(0) end, "attempt to use a closed smugoauth.Reactor")
     assert.has_error(function() d:update("x") end, "attempt to use a closed smugoauth.Digest")
   end)
 
@@ -121,16 +120,16 @@ describe("runtime failures are nil, message, code", function()
     os.execute("rm -rf " .. files.q(dir))
   end)
 
-  it("read_private, write_private, cookie_key_file, poller: nil, message, code", function()
+  it("read_private, write_private, cookie_key_file, reactor: nil, message, code", function()
     failure("missing", core.read_private("/nonexistent/dir/file"))
     failure("io", core.write_private("/nonexistent/dir/file", "x"))
     failure("io", core.cookie_key_file("/nonexistent/dir/key"))
-    local p = assert(core.poller())
+    local r = assert(core.reactor())
     local sock = assert(require("socket").bind("127.0.0.1", 0))
-    local msg = failure("ENOENT", p:mod(sock:getfd(), "r"))      -- never added
-    assert.matches("^poller:mod: ", msg)
+    local msg = failure("ENOENT", r:mod(sock:getfd(), "r"))      -- never added
+    assert.matches("^reactor:mod: ", msg)
     sock:close()
-    p:close()
+    r:close()
   end)
 
   it("a request that cannot be sent is nil, message, code", function()
@@ -153,7 +152,7 @@ describe("runtime failures are nil, message, code", function()
     assert.has_error(function() core.random_bytes(-1) end)
     assert.has_error(function() core.digest_file("md5", "a\0b") end)
     assert.has_error(function() core.cookie_seal(("k"):rep(32), "bad name", "p", 1) end)
-    assert.has_error(function() core.poller(0) end)
+    assert.has_error(function() core.reactor { maxevents = 0 } end)
   end)
 end)
 

@@ -1,4 +1,5 @@
--- The libcurl client of the C core: core.http_new, c:request, c:many, c:close.
+-- The libcurl client of the C core: core.http_new, c:request, c:close, and the
+-- same transfers run concurrently on the loop's reactor (core.reactor, r:start).
 -- Talks only to spec/support/echo_server.py instances started here on
 -- 127.0.0.1 (plain and TLS with a throw-away PKI) and killed in teardown.
 local core = require "smugoauth.core"
@@ -17,6 +18,26 @@ local function hex(s)
 end
 
 local function md5(s) return hex(core.digest("md5", s)) end
+
+-- Run the request tables reqs with client c's settings on reactor r (the
+-- loop's C half: one multi handle, its connections shared), all at once:
+-- their results in input order (a result as c:request gives, or {error =,
+-- code =}).
+local function on_reactor(r, c, reqs)
+  local index, results, left = {}, {}, #reqs
+  for i, req in ipairs(reqs) do index[assert(r:start(c, req))] = i end
+  local fds, evs, ids, res = {}, {}, {}, {}
+  for _ = 1, 1000 do
+    if left == 0 then break end
+    local _, ndone = assert(r:wait(0.1, fds, evs, ids, res))
+    for k = 1, ndone do
+      results[index[ids[k]]] = res[k]
+      left = left - 1
+    end
+  end
+  assert(left == 0, "the reactor's transfers ended")
+  return results
+end
 
 -- Start echo_server.py, or the Python script at path script (args: extra
 -- command line); wait at most 10 s for its "PORT n" line.
@@ -267,12 +288,13 @@ describe("core http client", function()
       end
       assert.equal(1, assert(c:request { url = url("/echo"), fresh = true }).new_connections)
       assert.equal(0, assert(c:request { url = url("/echo"), method = "POST", fresh = false }).new_connections)
-      local results = c:many({ { url = url("/echo") }, { url = url("/echo") } }, 1)
-      assert.equal(0, results[2].new_connections)
-      results = c:many({ { url = url("/echo"), method = "POST", body = "x" },
-                         { url = url("/echo"), method = "POST", body = "x", fresh = false } }, 1)
-      assert.equal(1, results[1].new_connections)
-      assert.equal(0, results[2].new_connections)
+      -- the same on the reactor, one transfer after another
+      local r <close> = assert(core.reactor())
+      local function one(req) return on_reactor(r, c, { req })[1] end
+      one { url = url("/echo") }
+      assert.equal(0, one({ url = url("/echo") }).new_connections)
+      assert.equal(1, one({ url = url("/echo"), method = "POST", body = "x" }).new_connections)
+      assert.equal(0, one({ url = url("/echo"), method = "POST", body = "x", fresh = false }).new_connections)
     end)
 
     -- libcurl re-sends a request unchanged when a reused connection dies before
@@ -298,10 +320,9 @@ describe("core http client", function()
         assert.equal("network", code, msg)
         assert.equal(1, seen(m), m .. " was sent " .. seen(m) .. " times")
       end
-      local results = c1:many({ { url = target } }, 1)                    -- many's own connection
-      assert.equal("ok", results[1].body)
-      results = c1:many({ { url = target, method = "POST", body = "once" } }, 1)
-      assert.equal("network", results[1].code)
+      local r <close> = assert(core.reactor())                           -- its own connections
+      assert.equal("ok", on_reactor(r, c1, { { url = target } })[1].body)
+      assert.equal("network", on_reactor(r, c1, { { url = target, method = "POST", body = "once" } })[1].code)
       assert.equal(2, seen("POST"))
       -- fresh = false: the caller accepts libcurl's re-send (retry.unsafe)
       assert.equal("ok", assert(c1:request { url = target }).body)
@@ -543,8 +564,10 @@ describe("core http client", function()
         assert.equal(seen, calls)
       end)
 
-      it("many() reuses its pooled handles the same way", function()
-        local results = c:many({
+      it("the reactor reuses its transfers the same way", function()
+        local r <close> = assert(core.reactor())
+        local results = {}
+        for i, req in ipairs {
           { url = url("/echo"), method = "POST", body = "abc", headers = { "X-Extra: 1" } },
           { url = url("/echo") },
           { url = url("/echo"), method = "HEAD" },
@@ -553,7 +576,9 @@ describe("core http client", function()
           { url = url("/echo") },
           { url = url("/echo"), method = "PATCH", body = "p" },
           { url = url("/echo") },
-        }, 1)
+        } do
+          results[i] = on_reactor(r, c, { req })[1]             -- one after another: one slot reused
+        end
         assert.equal("POST", echoed(results[1]).method)
         plain_get(echoed(results[2]))
         assert.equal("", results[3].body)
@@ -731,7 +756,8 @@ describe("core http client", function()
         assert.equal("smugoauth.Http (closed)", tostring(c1))
         assert.has_error(function() c1:request { url = url("/echo") } end,
           "attempt to use a closed smugoauth.Http")
-        assert.has_error(function() c1:many({}) end, "attempt to use a closed smugoauth.Http")
+        local r <close> = assert(core.reactor())
+        assert.has_error(function() r:start(c1, { url = url("/echo") }) end, "attempt to use a closed smugoauth.Http")
         assert.has_error(function() c.request(io.stdout, { url = url("/") }) end)
       end)
 
@@ -747,80 +773,73 @@ describe("core http client", function()
     end)
   end)
 
-  describe("many", function()
-    local c
-    before_each(function() c = core.http_new() end)
-    after_each(function() c:close() end)
+  describe("on the reactor", function()
+    local c, r
+    before_each(function()
+      c = core.http_new()
+      r = assert(core.reactor())
+    end)
+    after_each(function()
+      r:close()
+      c:close()
+    end)
 
-    it("runs requests concurrently and returns results in input order", function()
+    it("runs transfers concurrently, each result for its own id", function()
       local reqs = {}
       for i = 1, 6 do reqs[i] = { url = url("/echo?delay=400&i=" .. i) } end
       local t0 = socket.gettime()
-      local results = c:many(reqs, 3)
+      local results = on_reactor(r, c, reqs)
       local took = socket.gettime() - t0
       assert.equal(6, #results)
-      local conns = 0
       for i, res in ipairs(results) do
         assert.is_nil(res.error)
         assert.equal(200, res.status)
         assert.equal("delay=400&i=" .. i, echoed(res).query)
-        conns = conns + res.new_connections
       end
-      -- 6 x 0.4 s one at a time would take 2.4 s; 3 at once about 0.8 s
+      -- 6 x 0.4 s one at a time would take 2.4 s; all at once about 0.4 s
       assert.is_true(took < 1.9, "took " .. took)
-      assert.is_true(conns <= 3, conns .. " connections")
-      -- the connections stay open for the next batch
-      results = c:many({ { url = url("/echo") }, { url = url("/echo") } }, 1)
+      -- the connections stay open for the next transfers
+      results = on_reactor(r, c, { { url = url("/echo") } })
       assert.equal(0, results[1].new_connections)
-      assert.equal(0, results[2].new_connections)
     end)
 
     it("mixes successes and failures", function()
       local c1 <close> = core.http_new { max_body = 1000, ca_file = pki .. "/ca.pem" }
-      local results = c1:many({
+      local results = on_reactor(r, c1, {
         { url = url("/echo?x=1"), method = "POST", body = "hello",
           headers = { "Content-Type: text/plain" } },
         { url = ("http://127.0.0.1:%d/down?oauth_signature=S"):format(closed_port()) },
         { url = url("/status/500") },
         { url = url("/big?bytes=5000") },
-        { url = url("/echo"), method = "PUT", body_file = "/nonexistent/file" },
         { url = surl("untrusted") },
         { url = surl("server") },
         { url = url("/slow?ms=3000"), timeout = 0.3 },
-      }, 4)
-      assert.equal(8, #results)
+      })
+      assert.equal(7, #results)
       local doc = echoed(results[1])
       assert.equal("POST", doc.method)
       assert.equal(md5("hello"), doc.body_md5)
       assert.equal("text/plain", doc.h["content-type"])
       assert.equal("network", results[2].code)
-      assert.matches("^many: GET http://127%.0%.0%.1:%d+/down: ", results[2].error)
+      assert.matches("GET http://127%.0%.0%.1:%d+/down: ", results[2].error)
       assert.is_nil(results[2].error:find("oauth_signature", 1, true))
       assert.equal(500, results[3].status)
       assert.equal("too_large", results[4].code)
-      assert.equal("io", results[5].code)
-      assert.equal("tls", results[6].code)
-      assert.equal(200, results[7].status)
-      assert.equal("timeout", results[8].code)
-    end)
-
-    it("takes an empty list and a default concurrency", function()
-      assert.same({}, c:many({}))
-      local results = c:many({ { url = url("/echo") } })
-      assert.equal(200, results[1].status)
+      assert.equal("tls", results[5].code)
+      assert.equal(200, results[6].status)
+      assert.equal("timeout", results[7].code)
+      -- a body file that cannot be read: nil, message, io before anything is sent
+      local id, msg, code = r:start(c1, { url = url("/echo"), method = "PUT", body_file = "/nonexistent/file" })
+      assert.is_nil(id)
+      assert.equal("io", code, msg)
     end)
 
     it("raises for misuse before running anything", function()
-      assert.has_error(function() c:many() end)
-      assert.has_error(function() c:many({ { url = url("/") } }, 0) end)
-      assert.has_error(function() c:many({ { url = url("/") } }, 65) end)
-      assert.has_error(function() c:many({ { url = url("/") }, "x" }) end,
-        "bad request #2 to 'many' (table expected, got string)")
-      assert.has_error(function() c:many({ { url = url("/"), on_progress = print } }) end,
-        "option 'on_progress' is not supported by 'many'")
-      assert.has_error(function() c:many({ { url = url("/"), headers = { "A: 1\n" } } }) end,
-        "bad header #1 to 'many' (CR, LF or NUL in it)")
-      assert.equal(200, c:many({ { url = url("/echo") } })[1].status)
+      assert.has_error(function() r:start(c) end)
+      assert.has_error(function() r:start(c, "x") end)
+      assert.has_error(function() r:start({}, { url = url("/") }) end)
+      assert.has_error(function() r:start(c, { url = url("/"), headers = { "A: 1\n" } }) end)
+      assert.equal(200, on_reactor(r, c, { { url = url("/echo") } })[1].status)
     end)
   end)
 end)

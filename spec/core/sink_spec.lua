@@ -376,8 +376,6 @@ describe("core http client: response sinks", function()
         assert.is_false(ok)
         assert.matches((case[2]:gsub("'request'", "'start'")), err, 1, true)
       end
-      assert.has_error(function() c:many { { url = url, on_data = print } } end,
-        "option 'on_data' is not supported by 'many'")
       f:close()
     end)
   end)
@@ -402,11 +400,24 @@ describe("core http client: response sinks", function()
     end)
   end)
 
-  describe("many", function()
+  describe("several at once on a reactor", function()
     it("streams each 2xx body to its own out", function()
-      local res = c:many({ { url = a:url("f.bin", "files"), out = dir .. "/m1", digest = "md5" },
-                           { url = a:url("empty.bin", "files"), out = dir .. "/m2", digest = "md5" },
-                           { url = a:url("nope.bin", "files"), out = dir .. "/m3" } }, 3)
+      local r <close> = assert(core.reactor())
+      local reqs = { { url = a:url("f.bin", "files"), out = dir .. "/m1", digest = "md5" },
+                     { url = a:url("empty.bin", "files"), out = dir .. "/m2", digest = "md5" },
+                     { url = a:url("nope.bin", "files"), out = dir .. "/m3" } }
+      local index, res, left = {}, {}, #reqs
+      for i, q in ipairs(reqs) do index[assert(r:start(c, q))] = i end
+      local fds, evs, ids, out = {}, {}, {}, {}
+      local deadline = now() + 10
+      while left > 0 and now() < deadline do
+        local _, nd = assert(r:wait(0.1, fds, evs, ids, out))
+        for k = 1, nd do
+          res[index[ids[k]]] = out[k]
+          left = left - 1
+        end
+      end
+      assert.equal(0, left)
       assert.equal(data_md5, hex(res[1].md5))
       assert.equal(data, slurp(dir .. "/m1"))
       assert.equal(0, res[2].size)

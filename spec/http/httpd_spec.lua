@@ -1,10 +1,10 @@
--- httpd_spec.lua -- the epoll poller (core.poller) and smugoauth.http.server
+-- httpd_spec.lua -- the reactor's descriptors (core.reactor) and smugoauth.http.server
 -- (smugoauth.httpd).
 --
 -- Most server tests talk to spec/support/httpd_fixture.lua run as a child
 -- process (lua5.4, 127.0.0.1, port 0), started in setup and killed in
 -- teardown; it also exits by itself after its lifetime. A few tests embed a
--- server with srv:step()/srv:run() so the poller runs in this process too
+-- server with srv:step()/srv:run() so the reactor runs in this process too
 -- (useful under valgrind). The 1100-connection test raises `ulimit -n` for
 -- its children when the hard limit allows, and is pending otherwise.
 -- The fixture lets /echo and /body take bodies up to max_body and /small up
@@ -121,9 +121,19 @@ end
 
 local read_file = files.read_file
 
--- ------------------------------------------------------------ poller
+-- ------------------------------------------------------------ reactor
 
-describe("core.poller", function()
+-- The descriptors Lua gives the loop's reactor (core.reactor, lloop.c: the
+-- server's sockets; libcurl's own are spec/lib/loop_spec's): r:wait(t) ->
+-- fds, evs, nfds, as tables it fills.
+local function rwait(r, t, fds, evs)
+  fds, evs = fds or {}, evs or {}
+  local n, ndone = r:wait(t, fds, evs, {}, {})
+  assert(n, ndone)
+  return fds, evs, n
+end
+
+describe("core.reactor, Lua's descriptors", function()
   local lst, a, b                    -- a listening socket, a connected pair
 
   setup(function()
@@ -143,32 +153,32 @@ describe("core.poller", function()
   end)
 
   it("reports readiness for reading and writing", function()
-    local p <close> = assert(core.poller())
+    local p <close> = assert(core.reactor())
     assert.is_true(p:add(a:getfd(), "r"))
-    local fds, evs, n = p:wait(0)
+    local fds, evs, n = rwait(p, 0)
     assert.same({}, fds)
     assert.same({}, evs)
     assert.equal(0, n)
 
     assert(b:send("x"))
-    fds, evs, n = p:wait(1)
+    fds, evs, n = rwait(p, 1)
     assert.equal(1, n)
     assert.same({a:getfd()}, fds)
     assert.same({"r"}, evs)
 
     assert.is_true(p:mod(a:getfd(), "rw"))
-    fds, evs = p:wait(1)
+    fds, evs = rwait(p, 1)
     assert.same({a:getfd()}, fds)
     assert.same({"rw"}, evs)
 
     assert.equal("x", a:receive(1))
     assert.is_true(p:mod(a:getfd(), "w"))
-    fds, evs = p:wait(1)
+    fds, evs = rwait(p, 1)
     assert.same({a:getfd()}, fds)
     assert.same({"w"}, evs)
 
     assert.is_true(p:add(b:getfd(), "w"))
-    fds, evs, n = p:wait(1)
+    fds, evs, n = rwait(p, 1)
     assert.equal(2, n)
     local seen = {}
     for i = 1, n do seen[fds[i]] = evs[i] end
@@ -176,50 +186,50 @@ describe("core.poller", function()
 
     assert.is_true(p:del(a:getfd()))
     assert.is_true(p:del(b:getfd()))
-    assert.equal(0, select(3, p:wait(0)))
+    assert.equal(0, select(3, rwait(p, 0)))
   end)
 
   it("refills and trims tables it is given", function()
-    local p <close> = assert(core.poller())
+    local p <close> = assert(core.reactor())
     local fds, evs = {7, 8, 9}, {"r", "r", "r"}
     assert(p:add(a:getfd(), "w"))
-    local f2, e2, n = p:wait(1, fds, evs)
+    local f2, e2, n = rwait(p, 1, fds, evs)
     assert.equal(fds, f2)
     assert.equal(evs, e2)
     assert.equal(1, n)
     assert.same({a:getfd()}, fds)
     assert.same({"w"}, evs)
     assert(p:del(a:getfd()))
-    p:wait(0, fds, evs)
+    rwait(p, 0, fds, evs)
     assert.same({}, fds)
     assert.same({}, evs)
   end)
 
   it("waits for the timeout when nothing is ready", function()
-    local p <close> = assert(core.poller())
+    local p <close> = assert(core.reactor())
     local t0 = core.monotime()
-    local _, _, n = p:wait(0.05)
+    local _, _, n = rwait(p, 0.05)
     local dt = core.monotime() - t0
     assert.equal(0, n)
     assert.is_true(dt >= 0.045 and dt < 1, "waited " .. dt)
   end)
 
   it("returns nil, message, code on runtime failures", function()
-    local p <close> = assert(core.poller())
+    local p <close> = assert(core.reactor())
     local fd = a:getfd()
     assert(p:add(fd, "r"))
     local ok, msg, code = p:add(fd, "r")
     assert.is_nil(ok)
-    assert.matches("^poller:add: ", msg)
+    assert.matches("^reactor:add: ", msg)
     assert.equal("EEXIST", code)
     assert(p:del(fd))
     ok, msg, code = p:del(fd)
     assert.is_nil(ok)
-    assert.matches("^poller:del: ", msg)
+    assert.matches("^reactor:del: ", msg)
     assert.equal("ENOENT", code)
     ok, msg, code = p:mod(fd, "w")
     assert.is_nil(ok)
-    assert.matches("^poller:mod: ", msg)
+    assert.matches("^reactor:mod: ", msg)
     assert.equal("ENOENT", code)
     ok, msg, code = p:add(65535, "r")            -- not an open descriptor
     assert.is_string(msg)
@@ -228,7 +238,7 @@ describe("core.poller", function()
   end)
 
   it("raises on misuse", function()
-    local p <close> = assert(core.poller())
+    local p <close> = assert(core.reactor())
     assert.has_error(function() p:add("x", "r") end)
     assert.has_error(function() p:add(a:getfd(), "x") end)
     assert.has_error(function() p:add(a:getfd()) end)
@@ -237,23 +247,23 @@ describe("core.poller", function()
     assert.has_error(function() p:wait("soon") end)
     assert.has_error(function() p:wait(0, "not a table") end)
     assert.has_error(function() p.add({}, 1, "r") end)
-    assert.has_error(function() core.poller(0) end)
+    assert.has_error(function() core.reactor { maxevents = 0 } end)
   end)
 
   it("closes idempotently (close, __close, __gc) and refuses use after close", function()
-    local p = assert(core.poller(4))
-    assert.matches("^smugoauth.Poller %(", tostring(p))
+    local p = assert(core.reactor { maxevents = 4 })
+    assert.matches("^smugoauth.Reactor %(", tostring(p))
     p:close()
     p:close()
-    assert.equal("smugoauth.Poller (closed)", tostring(p))
+    assert.equal("smugoauth.Reactor (closed)", tostring(p))
     assert.has_error(function() p:add(a:getfd(), "r") end,
-      "attempt to use a closed smugoauth.Poller")
+      "attempt to use a closed smugoauth.Reactor")
     assert.has_error(function() p:wait(0) end)
     do
-      local q <close> = assert(core.poller())
+      local q <close> = assert(core.reactor())
       assert(q:add(a:getfd(), "r"))
     end
-    for _ = 1, 50 do core.poller() end            -- left to the collector
+    for _ = 1, 50 do core.reactor() end            -- left to the collector
     collectgarbage()
     collectgarbage()
   end)
@@ -275,10 +285,10 @@ describe("core.poller", function()
       pending("could not open descriptors past 1100 (ulimit -n)")
       return
     end
-    local p <close> = assert(core.poller())
+    local p <close> = assert(core.reactor())
     assert(p:add(high[2]:getfd(), "r"))
     assert(high[1]:send("ping"))
-    local fds, evs, n = p:wait(1)
+    local fds, evs, n = rwait(p, 1)
     assert.equal(1, n)
     assert.equal(high[2]:getfd(), fds[1])
     assert.equal("r", evs[1])
