@@ -2,7 +2,7 @@
  * core.write_private over the private-file unit (privfile.c: every check on
  * the open descriptor, atomic 0600 replacement), the end of a download
  * (core.commit, core.set_mtime over sink.c) and small file helpers (modes,
- * sizes, the listing of a directory, close-on-exec).
+ * sizes, the listing of a directory, close-on-exec, a terminal's width).
  *
  * Paths are C strings: one with an embedded NUL raises (it would otherwise
  * name another, shorter path). */
@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -271,6 +272,17 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+/* term_columns(fd) -> the width of the terminal fd is, or nil (not a
+ * terminal, or one that does not say): for progress displays. */
+static int l_term_columns(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  struct winsize ws;
+  luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "descriptor expected");
+  if (ioctl((int)fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return 0;
+  lua_pushinteger(L, (lua_Integer)ws.ws_col);
+  return 1;
+}
+
 /* cloexec(fd) -> true | nil, message, code: the descriptor is closed in
  * programs this process starts (for LuaSocket's sockets, which are not). */
 static int l_cloexec(lua_State *L) {
@@ -296,6 +308,7 @@ static const luaL_Reg file_funcs[] = {
   {"isatty", l_isatty},
   {"list_dir", l_list_dir},
   {"cloexec", l_cloexec},
+  {"term_columns", l_term_columns},
   {NULL, NULL}
 };
 

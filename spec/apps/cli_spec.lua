@@ -636,3 +636,17 @@ describe("smugoauth command", function()
     end)
   end)
 end)
+
+describe("the command's context", function()
+  local context = require "smugoauth.apps.cli.context"
+
+  it("progress displays are as wide as $COLUMNS says, else as the terminal is, else 80", function()
+    local function ctx(env, cols)
+      return context.new { getenv = function(k) return env[k] end, term_columns = function() return cols end }
+    end
+    assert.equal(33, ctx({ COLUMNS = "33" }, 61):columns())
+    assert.equal(61, ctx({}, 61):columns())
+    assert.equal(61, ctx({ COLUMNS = "wide" }, 61):columns())
+    assert.equal(80, ctx({}, nil):columns())
+  end)
+end)

@@ -25,7 +25,7 @@ describe("smugoauth.core", function()
       "cookie_open", "cookie_seal", "digest", "digest_file", "digest_new", "equal", "file_mode", "file_size",
       "getuid", "hmac", "http_new", "isatty", "list_dir", "mkdir_private", "monotime", "nonce", "parse_form",
       "percent_decode",
-      "percent_encode", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer",
+      "percent_encode", "random_bytes", "reactor", "read_private", "set_mtime", "sign", "signer", "term_columns",
       "version", "write_private",
     }, names)
   end)
@@ -40,6 +40,32 @@ describe("smugoauth.core", function()
     assert.equal("io", code)
     assert.has_error(function() core.cloexec(-1) end)
     assert.has_error(function() core.cloexec("x") end)
+  end)
+
+  it("term_columns(fd): a terminal's width; nil for anything else", function()
+    local s = assert(require("socket").bind("127.0.0.1", 0))
+    assert.is_nil(core.term_columns(s:getfd()))
+    s:close()
+    assert.has_error(function() core.term_columns(-1) end)
+    -- a child whose stdout is a pseudo-terminal 57 columns wide
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+import fcntl, os, pty, struct, subprocess, sys, termios
+m, s = pty.openpty()
+fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 57, 0, 0))
+subprocess.run(sys.argv[1:], stdout=s, check=True)
+os.close(s)
+sys.stdout.write(os.read(m, 100).decode())
+]])
+    f:close()
+    local p = assert(io.popen("/usr/bin/python3 " .. script .. " lua5.4 -e " ..
+      "'package.cpath = \"" .. (os.getenv("SMUGOAUTH_BUILD") or "build") .. "/?.so;\" .. package.cpath " ..
+      "io.write(tostring(require(\"smugoauth.core\").term_columns(1)))'"))
+    local out = p:read("a")
+    p:close()
+    os.remove(script)
+    assert.equal("57", out)
   end)
 
   it("no longer has seal and open (the cookie format is the one AES-GCM user)", function()

@@ -114,7 +114,7 @@ Options:
     if ctx.isatty(2) and not opts.dry_run then
       local stderr = ctx.stderr
       p = progress.new { write = function(s) stderr:write(s) if stderr.flush then stderr:flush() end end,
-                         columns = tonumber(ctx.getenv("COLUMNS") or "") or 80 }
+                         columns = ctx:columns() }
     end
     -- a line per file on stdout: in a pipe, or for a dry run (that is its output)
     local per_file = not opts.json and (not tty_out or opts.dry_run)

@@ -81,6 +81,8 @@ local mt = { __name = "smugoauth.CliContext", __index = methods }
 --  - `stdin`, `stdout`, `stderr` [io.stdin, io.stdout, io.stderr]: file-like
 --    objects (`read("l")`, `write`, `flush`).
 --  - `isatty` [core.isatty]: `function(fd)`: is fd 0, 1 or 2 a terminal.
+--  - `term_columns` [core.term_columns]: `function(fd)`: the terminal's
+--    width, or nil.
 --  - `getenv` [os.getenv]: `function(name)`.
 --  - `open_url` [nil: xdg-open when a display is present]: `function(url)`.
 -- @tparam table env
@@ -90,9 +92,18 @@ local function new(env)
     stdin = env.stdin or io.stdin, stdout = env.stdout or io.stdout,
     stderr = env.stderr or io.stderr,
     isatty = env.isatty or function(fd) return core.isatty(fd) end,
+    term_columns = env.term_columns or function(fd) return core.term_columns(fd) end,
     getenv = env.getenv or os.getenv, open_url = env.open_url,
     opts = {},
   }, mt)
+end
+
+--- The width of the terminal on stderr, for progress displays: $COLUMNS
+-- when it is a number, else what the terminal says, else 80.
+function methods:columns()
+  local n = math.tointeger(tonumber(self.getenv("COLUMNS") or ""))
+  if n and n > 0 then return n end
+  return self.term_columns(2) or 80
 end
 
 --- Write to stdout.

@@ -12,6 +12,8 @@
 --   stdin, stdout, stderr   file-like objects (`read("l")`, `write`, `flush`);
 --                           default io.stdin, io.stdout, io.stderr
 --   isatty(fd)              is fd 0, 1 or 2 a terminal; default core.isatty
+--   term_columns(fd)        the terminal's width or nil; default
+--                           core.term_columns ($COLUMNS comes first)
 --   getenv(name)            default os.getenv (SMUGOAUTH_CONFIG,
 --                           SMUGOAUTH_CREDENTIALS, XDG_CONFIG_HOME, HOME,
 --                           SMUGOAUTH_DEBUG, the SMUGOAUTH_*_ORIGIN and

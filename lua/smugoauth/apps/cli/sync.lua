@@ -117,7 +117,7 @@ Options:
     if ctx.isatty(2) then
       local stderr = ctx.stderr
       p = progress.new { write = function(x) stderr:write(x) if stderr.flush then stderr:flush() end end,
-                         columns = tonumber(ctx.getenv("COLUMNS") or "") or 80, label = "sync" }
+                         columns = ctx:columns(), label = "sync" }
     end
     -- a line per file on stdout: in a pipe, or for a dry run (that is its output)
     local per_file = not opts.json and (not tty_out or o.dry_run)
