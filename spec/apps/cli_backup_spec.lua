@@ -307,6 +307,8 @@ describe("smugoauth backup", function()
     assert.is_nil(derr:find("not-a-token-secret", 1, true))
     no_secret(dout, derr)
     assert.matches("smugoauth: backup: stopped: [^\n]*401[^\n]*; run `smugoauth login`\n", err)
+    local _, said = err:gsub("401", "")
+    assert.equal(2, said, err)                    -- as it happens, and as the stop; not a third time
     assert.is_nil(err:find("not-a-token-secret", 1, true))
     no_secret(out, err)
     assert.equal(0, #bk.files(dest))

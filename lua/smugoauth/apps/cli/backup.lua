@@ -164,7 +164,10 @@ Options:
     if not s then ctx:fail_err(err, "backup", true) end
     if opts.json then ctx:summary_out(s) end
     for _, f in ipairs(s.listing_errors) do
-      ctx:note("smugoauth: backup: not listed: ", safe(f.what), ": ", output.one_line(f.message or f.code), "\n")
+      -- (the listing error that stopped the run is said once, as the stop)
+      if not (s.stopped and f.code == s.stopped.code and f.message == s.stopped.message) then
+        ctx:note("smugoauth: backup: not listed: ", safe(f.what), ": ", output.one_line(f.message or f.code), "\n")
+      end
     end
     for _, f in ipairs(s.failures) do
       local why = f.code == "processing" and "still being processed by SmugMug (tried again by the next run)"
