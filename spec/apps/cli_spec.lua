@@ -650,3 +650,21 @@ describe("the command's context", function()
     assert.equal(80, ctx({}, nil):columns())
   end)
 end)
+
+describe("--debug beside a progress display", function()
+  local context = require "smugoauth.apps.cli.context"
+
+  it("a trace line goes above the block: cleared first, drawn again after", function()
+    local seen = {}
+    local ctx = context.new { stderr = { write = function(_, ...) seen[#seen + 1] = table.concat { ... } end } }
+    ctx:debug_line("GET http://127.0.0.1/x")
+    assert.same({ "GET http://127.0.0.1/x\n" }, seen)
+    seen = {}
+    ctx.block = { clear = function() seen[#seen + 1] = "<clear>" end,
+                  draw = function(_, force) seen[#seen + 1] = force and "<draw>" or "<draw?>" end }
+    ctx:debug_line("GET http://127.0.0.1/y\27[2J")
+    assert.equal("<clear>", seen[1])
+    assert.matches("^GET http://127%.0%.0%.1/y[^\27]*\n$", seen[2])   -- (made safe too)
+    assert.equal("<draw>", seen[3])
+  end)
+end)

@@ -115,6 +115,7 @@ Options:
       local stderr = ctx.stderr
       p = progress.new { write = function(s) stderr:write(s) if stderr.flush then stderr:flush() end end,
                          columns = ctx:columns() }
+      ctx.block = p
     end
     -- a line per file on stdout: in a pipe, or for a dry run (that is its output)
     local per_file = not opts.json and (not tty_out or opts.dry_run)
@@ -161,6 +162,7 @@ Options:
     local s, err = api:backup { dest = dest, albums = albums, user = opts.user, jobs = jobs,
       delete = opts.delete == true, dry_run = opts.dry_run == true, on_event = on_event, progress = p ~= nil }
     if p then p:clear() end
+    ctx.block = nil
     if not s then ctx:fail_err(err, "backup", true) end
     if opts.json then ctx:summary_out(s) end
     for _, f in ipairs(s.listing_errors) do

@@ -177,14 +177,21 @@ function methods:credentials_path()
   return p
 end
 
+--- Write a --debug trace line on stderr, above the progress display when
+-- one is shown (`ctx.block`, an apps.cli.progress display: cleared, then
+-- drawn again below the line).
+function methods:debug_line(line)
+  local block = self.block
+  if block then block:clear() end
+  self.stderr:write(safe(line), "\n")
+  if block then block:draw(true) end
+end
+
 --- The client for the configured consumer; a config problem ends with status 3.
 function methods:client()
   if self._client then return self._client end
   local debug = false
-  if self.debug then
-    local stderr = self.stderr
-    debug = function(line) stderr:write(safe(line), "\n") end
-  end
+  if self.debug then debug = function(line) self:debug_line(line) end end
   local ok, client, err = pcall(smugoauth.from_config, self.opts.config, { debug = debug, getenv = self.getenv })
   if not ok then fail(status.AUTH, "config: " .. tostring(client):gsub("^[^:]*:%d+: ", "")) end
   if not client then fail(status.AUTH, "config: " .. tostring(err.message or err)) end

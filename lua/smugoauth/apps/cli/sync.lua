@@ -118,6 +118,7 @@ Options:
       local stderr = ctx.stderr
       p = progress.new { write = function(x) stderr:write(x) if stderr.flush then stderr:flush() end end,
                          columns = ctx:columns(), label = "sync" }
+      ctx.block = p
     end
     -- a line per file on stdout: in a pipe, or for a dry run (that is its output)
     local per_file = not opts.json and (not tty_out or o.dry_run)
@@ -155,6 +156,7 @@ Options:
     end
     local s, err = api:sync(o)
     if p then p:clear() end
+    ctx.block = nil
     if not s then
       if err.code == "missing" then usage("sync", "no folder " .. dir) end
       ctx:fail_err(err, "sync", true)
