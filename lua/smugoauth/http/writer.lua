@@ -14,32 +14,42 @@ local REASONS, status_lines, lname, has_token, NOT_TCHAR =
 
 -- ------------------------------------------------------------ serialising
 
--- Names already checked (bounded), so the character-class scan runs once per
--- name, not once per message.
+-- Names already checked, each with its lower-case form, and short values
+-- already checked (both bounded), so that the scans run once per name and
+-- value, not once per message: an app's headers are mostly the same strings.
 local good_names, good_count = {}, 0
+local good_values, values_count = {}, 0
+local MAX_CACHED_VALUE = 256
 
 -- Append one header field to out (at n): n, or nil and what is wrong. st
 -- collects what the framing needs (close: Connection names close; date:
 -- a Date is given). Content-Length, Transfer-Encoding and Connection are the
 -- codec's own: dropped from what is given.
 local function add_header(out, n, st, name, value)
-  if not good_names[name] then
+  local key = good_names[name]
+  if not key then
     if type(name) ~= "string" or name == "" or find(name, NOT_TCHAR) then
       return nil, "invalid header name"
     end
+    key = lname(name)
     if good_count < 1000 then
-      good_names[name] = true
+      good_names[name] = key
       good_count = good_count + 1
     end
   end
   local tv = type(value)
   if tv == "number" then value = tostring(value)
   elseif tv ~= "string" then return nil, "header value is not a string" end
-  -- three plain searches: much cheaper than one character-class pattern
-  if find(value, "\r", 1, true) or find(value, "\n", 1, true) or find(value, "\0", 1, true) then
-    return nil, "header value contains CR, LF or NUL"
+  if not good_values[value] then
+    -- three plain searches: much cheaper than one character-class pattern
+    if find(value, "\r", 1, true) or find(value, "\n", 1, true) or find(value, "\0", 1, true) then
+      return nil, "header value contains CR, LF or NUL"
+    end
+    if values_count < 1000 and #value <= MAX_CACHED_VALUE then
+      good_values[value] = true
+      values_count = values_count + 1
+    end
   end
-  local key = lname(name)
   if key == "content-length" then
     st.length = value                            -- kept for a streamed body only
     return n
