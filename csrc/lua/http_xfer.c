@@ -47,10 +47,9 @@
  * while a connection is open or kept (the CLI's browser opener, a script's
  * os.execute) would inherit it. */
 static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose) {
-  int fl = fcntl(fd, F_GETFD);
   (void)ud;
   (void)purpose;
-  if (fl >= 0) (void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+  (void)fcntl(fd, F_SETFD, FD_CLOEXEC);        /* (the one descriptor flag) */
   return CURL_SOCKOPT_OK;
 }
 

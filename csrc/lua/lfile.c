@@ -287,10 +287,8 @@ static int l_term_columns(lua_State *L) {
  * programs this process starts (for LuaSocket's sockets, which are not). */
 static int l_cloexec(lua_State *L) {
   lua_Integer fd = luaL_checkinteger(L, 1);
-  int fl;
   luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "descriptor expected");
-  fl = fcntl((int)fd, F_GETFD);
-  if (fl < 0 || fcntl((int)fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+  if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)   /* (the one descriptor flag) */
     return so_fail(L, "io", "cloexec: %s", strerror(errno));
   lua_pushboolean(L, 1);
   return 1;
