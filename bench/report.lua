@@ -90,7 +90,7 @@ if n > 0 and os.execute("command -v gnuplot >/dev/null 2>&1") then
   gp:write(([[
 set terminal pngcairo noenhanced size 1300,%d font "sans,10"
 set output "%s/report.png"
-set title "smugoauth benchmarks: higher is better (bar: ours, green = target met, red = missed; black mark: target)"
+set title "smugoauth benchmarks, higher is better: green = target met, red = missed, black mark = target"
 set logscale x
 set xrange [%g:*]
 set xlabel "times better than the alternative, or fraction of the floor (log scale)"
