@@ -87,6 +87,7 @@ build = {
     ["smugoauth.credentials"] = "lua/smugoauth/credentials.lua",
     ["smugoauth.download"] = "lua/smugoauth/download.lua",
     ["smugoauth.errors"] = "lua/smugoauth/errors.lua",
+    ["smugoauth.http.budget"] = "lua/smugoauth/http/budget.lua",
     ["smugoauth.http.chunked"] = "lua/smugoauth/http/chunked.lua",
     ["smugoauth.http.codec"] = "lua/smugoauth/http/codec.lua",
     ["smugoauth.http.connection"] = "lua/smugoauth/http/connection.lua",

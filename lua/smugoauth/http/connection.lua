@@ -17,16 +17,17 @@
 local core = require "smugoauth.core"
 local codec = require "smugoauth.http.codec"
 local request = require "smugoauth.http.request"
+local budget = require "smugoauth.http.budget"
 
 local sub, concat, format = string.sub, table.concat, string.format
 local yield = coroutine.yield
 local monotime = core.monotime
 local type, tostring, setmetatable, xpcall, pcall = type, tostring, setmetatable, xpcall, pcall
 local traceback = debug.traceback
-local tointeger = math.tointeger
 local parse_head, keep_alive, split_body, expects_continue, serialize_response, error_response =
   codec.parser_methods.parse, codec.keep_alive, codec.split_body, codec.expects_continue,
   codec.serialize_response, codec.error_response
+local body_limit, reserve, release = budget.body_limit, budget.reserve, budget.release
 
 local CHUNK = 65536          -- bytes asked of receive() at once
 local LINGER = 2             -- seconds to drain a client after we close our side
@@ -180,47 +181,6 @@ local function stream(c, source, framing, length)
 end
 
 -- ------------------------------------------------------------ requests
-
--- The most body bytes req may carry, from the server's option `body` (capped
--- by max_body), or nil and a message when the app's declaration failed.
-local function body_limit(srv, req)
-  local decl, limit = srv.body, nil
-  if decl == true then
-    limit = true
-  elseif type(decl) == "table" then
-    limit = decl[req.path]
-  elseif decl then
-    local ok, v = xpcall(decl, traceback, req)
-    if not ok then return nil, "body declaration error: " .. tostring(v) end
-    limit = v
-  end
-  if limit == nil or limit == false then return 0 end
-  if limit == true then return srv.max_body end
-  limit = type(limit) == "number" and tointeger(limit)
-  if not limit or limit < 0 then return nil, "invalid body limit from the body declaration" end
-  return limit < srv.max_body and limit or srv.max_body
-end
-
--- Give back the connection's share of max_body_total (once; also when the
--- connection is dropped half-way through a body).
-local function release(c)
-  local r = c.reserved
-  if r > 0 then
-    local srv = c.srv
-    srv.body_inflight = srv.body_inflight - r
-    c.reserved = 0
-  end
-end
-
--- Grow the connection's share of max_body_total to n bytes: true, or false
--- when that does not fit now.
-local function reserve(c, n)
-  local srv, more = c.srv, n - c.reserved
-  if more <= 0 then return true end
-  if srv.body_inflight + more > srv.max_body_total then return false end
-  srv.body_inflight, c.reserved = srv.body_inflight + more, n
-  return true
-end
 
 -- The chunked body of req (its head ends before index `from` of buf), read
 -- and decoded: true, or nil and a status (nil status: just close).
