@@ -198,31 +198,31 @@ function methods:mode(m)
   return true
 end
 
+-- A control request whose 200 answer is a JSON object: that object
+-- (decoded), or raise at the caller's caller naming `what`.
+local function control_json(self, method, path, what)
+  local res = control(self, { method = method, url = path })
+  local t = res.status == 200 and cjson.decode(res.body)
+  if type(t) ~= "table" then error("sandbox " .. what .. ": HTTP " .. res.status, 3) end
+  return t
+end
+
 --- The sandbox's counters, decoded from `/_sandbox/stats` (`requests`,
 -- `verified`, `uploads`, `nonces`, `last_upload`, ...).
 function methods:stats()
-  local res = control(self, { method = "GET", url = "/_sandbox/stats" })
-  local t = res.status == 200 and cjson.decode(res.body)
-  if type(t) ~= "table" then error("sandbox stats: HTTP " .. res.status, 2) end
-  return t
+  return control_json(self, "GET", "/_sandbox/stats", "stats")
 end
 
 --- Zero the sandbox's counters (`POST /_sandbox/stats/reset`); returns
 -- the counters as they were.
 function methods:reset_stats()
-  local res = control(self, { method = "POST", url = "/_sandbox/stats/reset" })
-  local t = res.status == 200 and cjson.decode(res.body)
-  if type(t) ~= "table" then error("sandbox reset_stats: HTTP " .. res.status, 2) end
-  return t
+  return control_json(self, "POST", "/_sandbox/stats/reset", "reset_stats")
 end
 
 --- The node tree (`GET /_sandbox/tree`): NodeID, Type, Name, UrlName,
 -- Children; albums with AlbumKey and Images (their keys, in order).
 function methods:tree()
-  local res = control(self, { method = "GET", url = "/_sandbox/tree" })
-  local t = res.status == 200 and cjson.decode(res.body)
-  if type(t) ~= "table" then error("sandbox tree: HTTP " .. res.status, 2) end
-  return t
+  return control_json(self, "GET", "/_sandbox/tree", "tree")
 end
 
 -- the answer of /_sandbox/image, decoded, or nil and its message
