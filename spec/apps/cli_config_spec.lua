@@ -58,17 +58,7 @@ local function one_line_error(err)
 end
 
 -- cli.main in-process with captured output; vars is the whole environment.
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local sink = require("support.capture").sink
 
 local function call(argv, vars)
   local out, err = sink(), sink()

@@ -62,17 +62,7 @@ local function finish(h)
 end
 
 -- cli.main in-process with captured output.
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local sink = require("support.capture").sink
 
 local function call(argv, o)
   o = o or {}

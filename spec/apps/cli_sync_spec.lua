@@ -15,17 +15,7 @@ local write_file = files.write_file
 local ENV = "env -u SMUGOAUTH_DEBUG -u SMUGOAUTH_CONFIG -u SMUGOAUTH_CREDENTIALS -u SMUGOAUTH_API_ORIGIN " ..
             "-u SMUGOAUTH_OAUTH_ORIGIN -u SMUGOAUTH_UPLOAD_ORIGIN -u DISPLAY -u WAYLAND_DISPLAY "
 
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local sink = require("support.capture").sink
 
 local function lines_of(s)
   local t = {}
